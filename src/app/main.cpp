@@ -1,0 +1,17 @@
+// The larder command line: each subcommand registers itself from its own file.
+#include <CLI/CLI.hpp>
+
+#include "app/commands.hpp"
+
+int main(int argc, char** argv) {
+    CLI::App app{"Larder: a private Nix binary cache"};
+    app.require_subcommand(1);
+    larder::app::add_keygen_command(app);
+    larder::app::add_nar_commands(app);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+    return larder::app::exit_code();
+}

@@ -1,0 +1,28 @@
+// Streaming compression filters. Each is a Sink that transforms what is
+// written to it and writes the result to the next Sink, in bounded memory.
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include "util/io.hpp"
+
+namespace larder::codec {
+
+enum class Method { none, zstd, xz, bzip2 };
+
+// "none", "zstd", "xz", "bzip2"; anything else is an invalid_input error.
+Result<Method> parse_method(std::string_view name);
+std::string_view name(Method method);
+// The NAR file extension Nix uses: ".zst", ".xz", ".bz2", or "" for none.
+std::string_view extension(Method method);
+
+// Compresses into `next`. `level` < 0 picks the method's default.
+// bzip2 is read-only here: Larder never writes it.
+Result<std::unique_ptr<Sink>> make_compressor(Method method, Sink& next, int level = -1);
+
+// Decompresses into `next`. Concatenated zstd frames, xz streams and bzip2
+// streams decode as one; finish() fails ("truncated ...") on an incomplete one.
+std::unique_ptr<Sink> make_decompressor(Method method, Sink& next);
+
+}  // namespace larder::codec

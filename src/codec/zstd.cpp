@@ -1,0 +1,118 @@
+#include <zstd.h>
+
+#include <memory>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include "util/io.hpp"
+
+namespace larder::codec {
+
+namespace {
+
+Failure zstd_error(std::string_view what, size_t rc) {
+    return fail(ErrorCode::invalid_input, fmt::format("{}: {}", what, ZSTD_getErrorName(rc)));
+}
+
+class ZstdCompressor : public Sink {
+public:
+    ZstdCompressor(Sink& next, int level)
+        : m_next(next), m_ctx(ZSTD_createCCtx()), m_out(ZSTD_CStreamOutSize()) {
+        ZSTD_CCtx_setParameter(m_ctx.get(), ZSTD_c_compressionLevel, level < 0 ? 3 : level);
+    }
+
+    Result<void> write(std::string_view data) override {
+        ZSTD_inBuffer in{data.data(), data.size(), 0};
+        while (in.pos < in.size) TRY(step(in, ZSTD_e_continue));
+        return ok();
+    }
+
+    Result<void> finish() override {
+        ZSTD_inBuffer in{nullptr, 0, 0};
+        for (;;) {
+            TRY_ASSIGN(size_t remaining, step(in, ZSTD_e_end));
+            if (remaining == 0) break;
+        }
+        return m_next.finish();
+    }
+
+private:
+    Result<size_t> step(ZSTD_inBuffer& in, ZSTD_EndDirective mode) {
+        ZSTD_outBuffer out{m_out.data(), m_out.size(), 0};
+        size_t rc = ZSTD_compressStream2(m_ctx.get(), &out, &in, mode);
+        if (ZSTD_isError(rc)) return zstd_error("zstd compression failed", rc);
+        if (out.pos > 0) TRY(m_next.write(std::string_view(m_out.data(), out.pos)));
+        return rc;
+    }
+
+    struct Free {
+        void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+    };
+    Sink& m_next;
+    std::unique_ptr<ZSTD_CCtx, Free> m_ctx;
+    std::vector<char> m_out;
+};
+
+class ZstdDecompressor : public Sink {
+public:
+    explicit ZstdDecompressor(Sink& next)
+        : m_next(next), m_ctx(ZSTD_createDCtx()), m_out(ZSTD_DStreamOutSize()) {
+        // Bound the window a hostile frame may ask for (zstd's own default
+        // limit is 128 MiB; --long=31 frames need 2 GiB).
+        ZSTD_DCtx_setParameter(m_ctx.get(), ZSTD_d_windowLogMax, 27);
+    }
+
+    Result<void> write(std::string_view data) override {
+        ZSTD_inBuffer in{data.data(), data.size(), 0};
+        while (in.pos < in.size) {
+            ZSTD_outBuffer out{m_out.data(), m_out.size(), 0};
+            size_t rc = ZSTD_decompressStream(m_ctx.get(), &out, &in);
+            if (ZSTD_isError(rc)) return zstd_error("invalid zstd data", rc);
+            m_frame_done = rc == 0;
+            if (out.pos > 0) TRY(m_next.write(std::string_view(m_out.data(), out.pos)));
+        }
+        m_seen_input |= !data.empty();
+        return ok();
+    }
+
+    Result<void> finish() override {
+        // Drain output still buffered inside the context.
+        for (;;) {
+            ZSTD_inBuffer in{nullptr, 0, 0};
+            ZSTD_outBuffer out{m_out.data(), m_out.size(), 0};
+            size_t rc = ZSTD_decompressStream(m_ctx.get(), &out, &in);
+            if (ZSTD_isError(rc)) return zstd_error("invalid zstd data", rc);
+            if (out.pos > 0) TRY(m_next.write(std::string_view(m_out.data(), out.pos)));
+            if (out.pos < out.size) {
+                m_frame_done = m_frame_done || rc == 0;
+                break;
+            }
+        }
+        if (!m_seen_input || !m_frame_done)
+            return fail(ErrorCode::invalid_input, "truncated zstd data: the last frame is incomplete");
+        return m_next.finish();
+    }
+
+private:
+    struct Free {
+        void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
+    };
+    Sink& m_next;
+    std::unique_ptr<ZSTD_DCtx, Free> m_ctx;
+    std::vector<char> m_out;
+    bool m_frame_done = false;
+    bool m_seen_input = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Sink> make_zstd_compressor(Sink& next, int level) {
+    return std::make_unique<ZstdCompressor>(next, level);
+}
+
+std::unique_ptr<Sink> make_zstd_decompressor(Sink& next) {
+    return std::make_unique<ZstdDecompressor>(next);
+}
+
+}  // namespace larder::codec

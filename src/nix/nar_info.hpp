@@ -1,0 +1,57 @@
+// The .narinfo file: parsed as leniently as Nix 2.8 parses it, rendered
+// exactly as Nix writes it (PROTOCOL.md §2).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crypto/hash.hpp"
+#include "crypto/keys.hpp"
+#include "nix/store_path.hpp"
+#include "util/result.hpp"
+
+namespace larder::nix {
+
+struct NarInfo {
+    StorePath path;
+    std::string url;
+    std::string compression = "none";
+    std::optional<crypto::Hash> file_hash;
+    std::optional<uint64_t> file_size;
+    crypto::Hash nar_hash;
+    uint64_t nar_size = 0;
+    std::vector<StorePath> references;  // kept sorted
+    std::optional<StorePath> deriver;
+    std::string system;
+    std::vector<std::string> sigs;
+    std::string ca;
+
+    // Byte-identical to Nix's NarInfo::to_string.
+    std::string render(std::string_view store_dir = k_default_store_dir) const;
+
+    std::string fingerprint(std::string_view store_dir = k_default_store_dir) const;
+    // Adds this key's signature, replacing an older one of the same key name.
+    void sign(const crypto::SecretKey& key, std::string_view store_dir = k_default_store_dir);
+    // True if some Sig verifies with `key`.
+    bool verify(const crypto::PublicKey& key,
+                std::string_view store_dir = k_default_store_dir) const;
+};
+
+Result<NarInfo> parse_nar_info(std::string_view text,
+                               std::string_view store_dir = k_default_store_dir);
+
+// nix-cache-info: "StoreDir", "WantMassQuery", "Priority".
+struct CacheInfo {
+    std::string store_dir = std::string(k_default_store_dir);
+    bool want_mass_query = true;
+    int priority = 40;
+
+    std::string render() const;
+};
+
+Result<CacheInfo> parse_cache_info(std::string_view text);
+
+}  // namespace larder::nix

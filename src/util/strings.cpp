@@ -1,0 +1,43 @@
+#include "util/strings.hpp"
+
+#include <charconv>
+
+#include <fmt/core.h>
+
+namespace larder {
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+    std::vector<std::string_view> parts;
+    for (;;) {
+        auto pos = s.find(sep);
+        parts.push_back(s.substr(0, pos));
+        if (pos == std::string_view::npos) return parts;
+        s.remove_prefix(pos + 1);
+    }
+}
+
+std::optional<uint64_t> parse_u64(std::string_view s) {
+    if (s.empty() || s.size() > 20) return std::nullopt;
+    uint64_t value = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+    if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+    return value;
+}
+
+std::string printable(std::string_view s, size_t max_len) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (out.size() >= max_len) {
+            out += "...";
+            break;
+        }
+        auto c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            out += static_cast<char>(c);
+        else
+            out += fmt::format("\\x{:02x}", c);
+    }
+    return out;
+}
+
+}  // namespace larder
