@@ -33,7 +33,9 @@ public:
 
     Result<void> run(const fs::path& root) {
         wire::append_str(m_header, wire::k_magic);
-        TRY(node(root));
+        // The root is looked up by its path; everything below it relative to
+        // its directory's fd, which spares the kernel full path walks.
+        TRY(node(AT_FDCWD, root.c_str(), root));
         return flush_header();
     }
 
@@ -45,9 +47,10 @@ private:
         return ok();
     }
 
-    Result<void> node(const fs::path& path) {
+    // `name` is relative to `dir_fd`; `path` is used only in messages.
+    Result<void> node(int dir_fd, const char* name, const fs::path& path) {
         struct stat st {};
-        if (::lstat(path.c_str(), &st) != 0) return io_error("cannot stat", path);
+        if (::fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return io_error("cannot stat", path);
         wire::append_str(m_header, "(");
         wire::append_str(m_header, "type");
         if (S_ISREG(st.st_mode)) {
@@ -57,22 +60,26 @@ private:
                 wire::append_str(m_header, "");
             }
             wire::append_str(m_header, "contents");
-            TRY(contents(path, st));
+            UniqueFd fd(::openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+            if (!fd) return io_error("cannot open", path);
+            TRY(contents(fd.get(), path, st));
         } else if (S_ISLNK(st.st_mode)) {
             wire::append_str(m_header, "symlink");
             wire::append_str(m_header, "target");
-            TRY_ASSIGN(auto target, read_link(path, st));
+            TRY_ASSIGN(auto target, read_link(dir_fd, name, path, st));
             wire::append_str(m_header, target);
         } else if (S_ISDIR(st.st_mode)) {
             wire::append_str(m_header, "directory");
-            TRY_ASSIGN(auto names, list_directory(path));
-            for (const auto& name : names) {
+            UniqueFd fd(::openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+            if (!fd) return io_error("cannot open directory", path);
+            TRY_ASSIGN(auto names, list_directory(fd.get(), path));
+            for (const auto& entry : names) {
                 wire::append_str(m_header, "entry");
                 wire::append_str(m_header, "(");
                 wire::append_str(m_header, "name");
-                wire::append_str(m_header, name);
+                wire::append_str(m_header, entry);
                 wire::append_str(m_header, "node");
-                TRY(node(path / name));
+                TRY(node(fd.get(), entry.c_str(), path / entry));
                 wire::append_str(m_header, ")");
             }
         } else {
@@ -86,9 +93,10 @@ private:
         return ok();
     }
 
-    Result<std::string> read_link(const fs::path& path, const struct stat& st) {
+    Result<std::string> read_link(int dir_fd, const char* name, const fs::path& path,
+                                  const struct stat& st) {
         std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
-        ssize_t n = ::readlink(path.c_str(), target.data(), target.size());
+        ssize_t n = ::readlinkat(dir_fd, name, target.data(), target.size());
         if (n < 0) return io_error("cannot read symlink", path);
         if (static_cast<size_t>(n) >= target.size())
             return fail(ErrorCode::conflict, fmt::format("symlink '{}' changed while it was read",
@@ -97,8 +105,9 @@ private:
         return target;
     }
 
-    Result<std::vector<std::string>> list_directory(const fs::path& path) {
-        DIR* dir = ::opendir(path.c_str());
+    Result<std::vector<std::string>> list_directory(int fd, const fs::path& path) {
+        // fdopendir takes ownership of the fd it is given.
+        DIR* dir = ::fdopendir(::dup(fd));
         if (!dir) return io_error("cannot open directory", path);
         std::vector<std::string> names;
         errno = 0;
@@ -118,9 +127,7 @@ private:
 
     // Writes the size and contents; ranges that are holes in a sparse file are
     // written as zeros without being read.
-    Result<void> contents(const fs::path& path, const struct stat& st) {
-        UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-        if (!fd) return io_error("cannot open", path);
+    Result<void> contents(int fd, const fs::path& path, const struct stat& st) {
         auto size = static_cast<uint64_t>(st.st_size);
         wire::append_u64(m_header, size);
         TRY(flush_header());
@@ -129,15 +136,15 @@ private:
         while (pos < size) {
             uint64_t data_end = size;
             if (sparse) {
-                off_t data = ::lseek(fd.get(), static_cast<off_t>(pos), SEEK_DATA);
+                off_t data = ::lseek(fd, static_cast<off_t>(pos), SEEK_DATA);
                 uint64_t data_start = data < 0 ? size : std::min<uint64_t>(data, size);
                 TRY(zeros(data_start - pos));
                 pos = data_start;
                 if (pos == size) break;
-                off_t hole = ::lseek(fd.get(), static_cast<off_t>(pos), SEEK_HOLE);
+                off_t hole = ::lseek(fd, static_cast<off_t>(pos), SEEK_HOLE);
                 data_end = hole < 0 ? size : std::min<uint64_t>(hole, size);
             }
-            TRY(copy_range(fd.get(), path, pos, data_end));
+            TRY(copy_range(fd, path, pos, data_end));
             pos = data_end;
         }
         char pad[8] = {};
