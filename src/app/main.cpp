@@ -8,6 +8,9 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     larder::app::add_keygen_command(app);
     larder::app::add_nar_commands(app);
+    larder::app::add_serve_command(app);
+    larder::app::add_cache_commands(app);
+    larder::app::add_login_command(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

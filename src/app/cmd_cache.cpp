@@ -1,0 +1,110 @@
+// larder cache create|list|info|configure|delete|rotate-key, over the JSON API.
+#include <iostream>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "app/commands.hpp"
+#include "client/login.hpp"
+
+namespace larder::app {
+
+namespace {
+
+using json = nlohmann::json;
+
+struct CacheOptions {
+    ClientOptions client;
+    std::string name;
+    bool make_public = false;
+    bool make_private = false;
+    std::optional<int> priority;
+    std::vector<std::string> upstream_keys;
+    bool json_output = false;
+};
+
+json settings(const CacheOptions& o) {
+    json j = json::object();
+    if (o.make_public) j["public"] = true;
+    if (o.make_private) j["public"] = false;
+    if (o.priority) j["priority"] = *o.priority;
+    if (!o.upstream_keys.empty()) j["upstream_keys"] = o.upstream_keys;
+    return j;
+}
+
+void print_cache(const json& c, bool as_json) {
+    if (as_json) {
+        std::cout << c.dump(2) << "\n";
+        return;
+    }
+    std::cout << fmt::format("{}\n  url:        {}\n  visibility: {}\n  priority:   {}\n  public key: {}\n",
+                             c.value("name", ""), c.value("url", ""), c.value("public", false) ? "public" : "private",
+                             c.value("priority", 0), c["public_key"].is_string() ? c["public_key"].get<std::string>() : "");
+}
+
+Result<json> call(const CacheOptions& o, std::string_view method, std::string_view path, const json& body = {}) {
+    TRY_ASSIGN(auto login, client::resolve_login(o.client.server, o.client.token));
+    TRY_ASSIGN(auto text, client::expect_success(client::send(login, method, path, body.is_null() ? "" : body.dump())));
+    auto j = json::parse(text, nullptr, false);
+    if (j.is_discarded()) return fail(ErrorCode::corrupt, "the server's answer is not JSON");
+    return j;
+}
+
+Result<void> run(const CacheOptions& o, std::string_view verb) {
+    if (o.make_public && o.make_private) return fail(ErrorCode::invalid_input, "--public and --private exclude each other");
+    auto path = fmt::format("/api/v1/caches/{}", o.name);
+    if (verb == "list") {
+        TRY_ASSIGN(auto list, call(o, "GET", "/api/v1/caches"));
+        if (o.json_output) std::cout << list.dump(2) << "\n";
+        else
+            for (const auto& c : list) print_cache(c, false);
+        return ok();
+    }
+    json result;
+    if (verb == "create") {
+        auto body = settings(o);
+        body["name"] = o.name;
+        TRY_ASSIGN(result, call(o, "POST", "/api/v1/caches", body));
+    } else if (verb == "info") {
+        TRY_ASSIGN(result, call(o, "GET", path));
+    } else if (verb == "configure") {
+        TRY_ASSIGN(result, call(o, "PATCH", path, settings(o)));
+    } else if (verb == "rotate-key") {
+        TRY_ASSIGN(result, call(o, "POST", path + "/rotate-key", json::object()));
+    } else if (verb == "delete") {
+        TRY(call(o, "DELETE", path));
+        if (!o.json_output) std::cout << fmt::format("deleted cache '{}'\n", o.name);
+        return ok();
+    }
+    print_cache(result, o.json_output);
+    return ok();
+}
+
+}  // namespace
+
+void add_client_options(CLI::App& cmd, ClientOptions& o) {
+    cmd.add_option("--server", o.server, "Server URL (else LARDER_SERVER, else the login)");
+    cmd.add_option("--token", o.token, "Token (else LARDER_TOKEN, else the login)");
+}
+
+void add_cache_commands(CLI::App& app) {
+    auto* cache = app.add_subcommand("cache", "Create, list, inspect, configure and delete caches");
+    cache->require_subcommand(1);
+    for (std::string verb : {"create", "list", "info", "configure", "delete", "rotate-key"}) {
+        auto opts = std::make_shared<CacheOptions>();
+        auto* cmd = cache->add_subcommand(verb);
+        if (verb != "list") cmd->add_option("name", opts->name, "Cache name")->required();
+        if (verb == "create" || verb == "configure") {
+            cmd->add_flag("--public", opts->make_public, "Anyone may read the cache");
+            cmd->add_flag("--private", opts->make_private, "Reading needs a token with pull (default)");
+            cmd->add_option("--priority", opts->priority, "Nix substituter priority (lower is preferred)");
+            cmd->add_option("--upstream-key", opts->upstream_keys,
+                            "Key name whose signed paths pushes skip (default cache.nixos.org-1)");
+        }
+        cmd->add_flag("--json", opts->json_output, "Print JSON");
+        add_client_options(*cmd, opts->client);
+        cmd->callback([opts, verb] { report(run(*opts, verb)); });
+    }
+}
+
+}  // namespace larder::app

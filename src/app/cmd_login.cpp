@@ -1,0 +1,25 @@
+// larder login NAME URL TOKEN
+#include <fmt/core.h>
+
+#include "app/commands.hpp"
+#include "client/login.hpp"
+
+namespace larder::app {
+
+void add_login_command(CLI::App& app) {
+    struct Options {
+        std::string name, url, token;
+    };
+    auto o = std::make_shared<Options>();
+    auto* cmd = app.add_subcommand("login", "Save a server URL and token (~/.config/larder/config.toml, 0600)");
+    cmd->add_option("name", o->name, "A name for this server")->required();
+    cmd->add_option("url", o->url, "Server URL, e.g. https://cache.example.org")->required();
+    cmd->add_option("token", o->token, "Token")->required();
+    cmd->callback([o] {
+        auto r = client::save_login(o->name, o->url, o->token);
+        if (r) fmt::print("saved login '{}' for {} in {}\n", o->name, o->url, client::config_path().string());
+        report(r);
+    });
+}
+
+}  // namespace larder::app

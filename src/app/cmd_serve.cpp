@@ -1,0 +1,119 @@
+// larder serve [--config FILE] [--listen ADDR:PORT] [--data DIR]
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include <fmt/core.h>
+#include <spdlog/spdlog.h>
+
+#include "app/commands.hpp"
+#include "app/server_config.hpp"
+#include "blob/blob_store.hpp"
+#include "cache/access.hpp"
+#include "db/metadata_store.hpp"
+#include "http/server.hpp"
+#include "util/file.hpp"
+#include "util/log.hpp"
+
+namespace larder::app {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ServeOptions {
+    std::optional<std::string> config;
+    std::optional<std::string> listen;
+    std::optional<std::string> data;
+};
+
+// First start: an admin token (kept only as a hash, its secret written to
+// DATA/admin-token, mode 0600) and the cache "main".
+Result<void> bootstrap(const ServeConfig& config, cache::CacheService& service, cache::Access& access) {
+    auto token_file = config.data_dir / "admin-token";
+    TRY_ASSIGN(auto tokens, access.list_tokens());
+    if (tokens.empty()) {
+        cache::Scope scope;
+        scope.cache_pattern = "*";
+        scope.admin = true;
+        TRY_ASSIGN(auto token, access.create_token("admin", scope, std::nullopt));
+        TRY(write_file_atomic(token_file, token.secret + "\n", 0600));
+        spdlog::info("created the admin token; its secret is in {}", token_file.string());
+    }
+    TRY_ASSIGN(auto caches, service.list_caches());
+    std::vector<CacheDeclaration> wanted = config.caches;
+    if (caches.empty() && wanted.empty()) wanted.push_back({"main", {}});
+    for (const auto& d : wanted) {
+        auto existing = service.cache(d.name);
+        if (existing) continue;
+        if (existing.error().code != ErrorCode::not_found) return Failure{std::move(existing).error()};
+        TRY(service.create_cache(d.name, d.settings));
+        spdlog::info("created cache '{}'", d.name);
+    }
+    return ok();
+}
+
+void print_instructions(const std::string& url, const ServeConfig& config, cache::CacheService& service) {
+    auto caches = service.list_caches();
+    if (!caches) return;
+    auto token_file = (config.data_dir / "admin-token").string();
+    std::string out = fmt::format("\nLarder is serving {}\n", url);
+    for (const auto& c : *caches) {
+        auto keys = service.public_keys(c);
+        out += fmt::format("  cache {:<12} {}/{}  ({})\n    public key: {}\n", c.name, url, c.name,
+                           c.is_public ? "public" : "private",
+                           keys && !keys->empty() ? keys->front().to_string() : "?");
+    }
+    auto first = caches->empty() ? std::string("main") : caches->front().name;
+    auto host = url.substr(url.find("://") + 3);
+    host = host.substr(0, host.rfind(':'));
+    out += fmt::format(
+        "\nThe admin token is in {} (mode 0600).\n"
+        "Point this machine's Nix at the cache:\n"
+        "  larder login local {} \"$(cat {})\" && larder use {}\n"
+        "Push with plain Nix (the token as the netrc password):\n"
+        "  printf 'machine {} password %s\\n' \"$(cat {})\" > /tmp/larder-netrc\n"
+        "  nix copy --option netrc-file /tmp/larder-netrc --to '{}/{}?compression=zstd' ./result\n\n",
+        token_file, url, token_file, first, host, token_file, url, first);
+    std::cout << out << std::flush;
+}
+
+Result<void> serve(const ServeOptions& o) {
+    TRY_ASSIGN(auto config, load_serve_config(o.config));
+    if (o.listen) config.server.listen = *o.listen;
+    if (o.data) config.data_dir = *o.data;
+    TRY(setup_logging(config.log_level));
+    std::error_code ec;
+    fs::create_directories(config.data_dir, ec);
+    if (ec) return fail(ErrorCode::unavailable, fmt::format("cannot create data directory '{}': {}",
+                                                            config.data_dir.string(), ec.message()));
+    config.data_dir = fs::absolute(config.data_dir);
+    if (config.database.empty()) config.database = "sqlite://" + (config.data_dir / "larder.db").string();
+    if (config.storage.empty()) config.storage = "file://" + (config.data_dir / "blobs").string();
+
+    TRY_ASSIGN(auto db, db::open_metadata_store(config.database));
+    TRY_ASSIGN(auto blobs, blob::open_blob_store(config.storage));
+    cache::CacheService service(config.cache, *db, *blobs);
+    cache::Access access(*db);
+    TRY(bootstrap(config, service, access));
+    http::Handler handler(service, access, config.handler);
+    spdlog::info("metadata: {}; storage: {}", config.database, blobs->describe());
+    return http::run_server(config.server, handler, [&](const std::string& url) {
+        spdlog::info("listening on {}", url);
+        print_instructions(url, config, service);
+    });
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app) {
+    auto opts = std::make_shared<ServeOptions>();
+    auto* cmd = app.add_subcommand("serve", "Run the binary cache server");
+    cmd->add_option("--config", opts->config, "TOML configuration file");
+    cmd->add_option("--listen", opts->listen, "Address to listen on (default 127.0.0.1:8080)");
+    cmd->add_option("--data", opts->data, "Data directory (default ./larder-data)");
+    cmd->callback([opts] { report(serve(*opts)); });
+}
+
+}  // namespace larder::app

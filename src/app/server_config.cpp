@@ -1,0 +1,139 @@
+#include "app/server_config.hpp"
+
+#include <unistd.h>
+
+#include <set>
+
+#include <fmt/core.h>
+#include <toml++/toml.h>
+
+#include "util/file.hpp"
+
+namespace larder::app {
+
+namespace {
+
+Failure bad(const std::string& path, std::string_view why) {
+    return fail(ErrorCode::invalid_input, fmt::format("config {}: {}", path, why));
+}
+
+Result<void> check_keys(const std::string& path, const toml::table& t, std::string_view where,
+                        std::initializer_list<std::string_view> known) {
+    for (auto& [key, value] : t) {
+        bool found = false;
+        for (auto k : known) found |= key.str() == k;
+        if (!found) return bad(path, fmt::format("unknown setting '{}{}'", where, key.str()));
+    }
+    return ok();
+}
+
+template <class T>
+Result<void> read(const std::string& path, const toml::table& t, std::string_view key, T& out) {
+    auto node = t[key];
+    if (!node) return ok();
+    auto v = node.value<T>();
+    if (!v) return bad(path, fmt::format("'{}' has the wrong type", key));
+    out = *v;
+    return ok();
+}
+
+Result<void> read_seconds(const std::string& path, const toml::table& t, std::string_view key,
+                          std::chrono::seconds& out) {
+    int64_t s = out.count();
+    TRY(read(path, t, key, s));
+    if (s <= 0) return bad(path, fmt::format("'{}' must be a positive number of seconds", key));
+    out = std::chrono::seconds(s);
+    return ok();
+}
+
+std::string default_key_prefix() {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0 || !*host) return "larder";
+    std::string name(host);
+    for (char& c : name)
+        if (c == ':' || c == ' ') c = '-';
+    return name;
+}
+
+}  // namespace
+
+Result<ServeConfig> load_serve_config(const std::optional<std::string>& path) {
+    ServeConfig config;
+    config.cache.key_prefix = default_key_prefix();
+    if (!path) return config;
+    TRY_ASSIGN(auto text, read_file(*path));
+    toml::table t;
+    try {
+        t = toml::parse(text, *path);
+    } catch (const toml::parse_error& e) {
+        return bad(*path, fmt::format("{} (line {})", e.description(), e.source().begin.line));
+    }
+    TRY(check_keys(*path, t, "", {"listen", "data_dir", "database", "storage", "public_url", "key_prefix",
+                                  "threads", "log_level", "limits", "timeouts", "tls", "caches", "chunks"}));
+    std::string data_dir = config.data_dir.string();
+    TRY(read(*path, t, "listen", config.server.listen));
+    TRY(read(*path, t, "data_dir", data_dir));
+    config.data_dir = data_dir;
+    TRY(read(*path, t, "database", config.database));
+    TRY(read(*path, t, "storage", config.storage));
+    TRY(read(*path, t, "public_url", config.handler.public_url));
+    TRY(read(*path, t, "key_prefix", config.cache.key_prefix));
+    TRY(read(*path, t, "log_level", config.log_level));
+    int64_t threads = 0;
+    TRY(read(*path, t, "threads", threads));
+    config.server.threads = static_cast<unsigned>(std::max<int64_t>(threads, 0));
+    if (auto* limits = t["limits"].as_table()) {
+        TRY(check_keys(*path, *limits, "limits.", {"max_nar_size", "max_body"}));
+        int64_t nar = static_cast<int64_t>(config.handler.max_nar_size);
+        int64_t body = static_cast<int64_t>(config.handler.max_small_body);
+        TRY(read(*path, *limits, "max_nar_size", nar));
+        TRY(read(*path, *limits, "max_body", body));
+        if (nar <= 0 || body <= 0) return bad(*path, "limits must be positive");
+        config.handler.max_nar_size = static_cast<uint64_t>(nar);
+        config.handler.max_small_body = static_cast<size_t>(body);
+    }
+    if (auto* timeouts = t["timeouts"].as_table()) {
+        TRY(check_keys(*path, *timeouts, "timeouts.", {"header", "body", "send", "shutdown"}));
+        TRY(read_seconds(*path, *timeouts, "header", config.server.header_timeout));
+        TRY(read_seconds(*path, *timeouts, "body", config.server.body_timeout));
+        TRY(read_seconds(*path, *timeouts, "send", config.server.send_timeout));
+        TRY(read_seconds(*path, *timeouts, "shutdown", config.server.shutdown_grace));
+    }
+    if (auto* tls = t["tls"].as_table()) {
+        TRY(check_keys(*path, *tls, "tls.", {"certificate", "key"}));
+        TRY(read(*path, *tls, "certificate", config.server.tls_certificate));
+        TRY(read(*path, *tls, "key", config.server.tls_key));
+    }
+    if (auto* chunks = t["chunks"].as_table()) {
+        TRY(check_keys(*path, *chunks, "chunks.", {"max_size", "zstd_level"}));
+        int64_t max = static_cast<int64_t>(config.cache.max_chunk_size);
+        int64_t level = config.cache.zstd_level;
+        TRY(read(*path, *chunks, "max_size", max));
+        TRY(read(*path, *chunks, "zstd_level", level));
+        if (max < 4096) return bad(*path, "chunks.max_size must be at least 4096");
+        config.cache.max_chunk_size = static_cast<size_t>(max);
+        config.cache.zstd_level = static_cast<int>(level);
+    }
+    if (auto* caches = t["caches"].as_array()) {
+        for (auto& node : *caches) {
+            auto* c = node.as_table();
+            if (!c) return bad(*path, "[[caches]] entries must be tables");
+            TRY(check_keys(*path, *c, "caches.", {"name", "public", "priority", "upstream_keys"}));
+            CacheDeclaration d;
+            TRY(read(*path, *c, "name", d.name));
+            if (d.name.empty()) return bad(*path, "every [[caches]] entry needs a name");
+            if (auto v = (*c)["public"].value<bool>()) d.settings.is_public = *v;
+            if (auto v = (*c)["priority"].value<int64_t>()) d.settings.priority = static_cast<int>(*v);
+            if (auto* keys = (*c)["upstream_keys"].as_array()) {
+                std::vector<std::string> names;
+                for (auto& k : *keys)
+                    if (auto s = k.value<std::string>()) names.push_back(*s);
+                d.settings.upstream_keys = names;
+            }
+            config.caches.push_back(std::move(d));
+        }
+    }
+    return config;
+}
+
+}  // namespace larder::app

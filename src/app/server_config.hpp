@@ -1,0 +1,36 @@
+// larder serve's configuration: TOML file, then command-line overrides.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cache/config.hpp"
+#include "cache/service.hpp"
+#include "http/handlers.hpp"
+#include "http/server.hpp"
+
+namespace larder::app {
+
+struct CacheDeclaration {
+    std::string name;
+    cache::CacheSettings settings;
+};
+
+struct ServeConfig {
+    std::filesystem::path data_dir = "larder-data";
+    std::string database;  // default: sqlite://<data_dir>/larder.db
+    std::string storage;   // default: file://<data_dir>/blobs
+    std::string log_level = "info";
+    http::ServerConfig server;
+    http::HandlerConfig handler;
+    cache::Config cache;
+    std::vector<CacheDeclaration> caches;  // created at start if missing
+};
+
+// Reads `path` (if given) over the defaults. Unknown keys are errors, so a
+// typo does not silently leave a setting at its default.
+Result<ServeConfig> load_serve_config(const std::optional<std::string>& path);
+
+}  // namespace larder::app

@@ -1,0 +1,28 @@
+#include "blob/blob_store.hpp"
+
+#include <filesystem>
+
+#include <fmt/core.h>
+
+namespace larder::blob {
+
+std::unique_ptr<BlobStore> make_local_store(std::filesystem::path root);  // local_store.cpp
+
+Result<std::unique_ptr<BlobStore>> open_blob_store(std::string_view url) {
+    std::string_view path = url;
+    if (url.starts_with("file://")) path.remove_prefix(7);
+    else if (url.find("://") != std::string_view::npos)
+        return fail(ErrorCode::invalid_input,
+                    fmt::format("unsupported storage URL scheme in '{}' (supported: file://)",
+                                url.substr(0, url.find("://") + 3)));
+    if (path.empty() || path.front() != '/')
+        return fail(ErrorCode::invalid_input, "storage path must be absolute");
+    std::error_code ec;
+    std::filesystem::create_directories(path, ec);
+    if (ec)
+        return fail(ErrorCode::unavailable,
+                    fmt::format("cannot create storage directory '{}': {}", path, ec.message()));
+    return make_local_store(std::filesystem::path(path));
+}
+
+}  // namespace larder::blob

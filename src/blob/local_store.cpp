@@ -1,0 +1,149 @@
+// The local-disk BlobStore: DIR/<first two key chars>/<key>, written to a
+// temporary name, fsynced and renamed into place.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include "blob/blob_store.hpp"
+#include "util/file.hpp"
+
+namespace larder::blob {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+bool is_valid_key(std::string_view key) {
+    return key.size() >= 3 && key.size() <= 128 &&
+           std::all_of(key.begin(), key.end(), [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '-' || c == '_';
+           });
+}
+
+// Reads a byte range of an open file with pread.
+class RangeSource : public Source {
+public:
+    RangeSource(UniqueFd fd, fs::path path, uint64_t offset, uint64_t length)
+        : m_fd(std::move(fd)), m_path(std::move(path)), m_offset(offset), m_left(length) {}
+
+    Result<size_t> read(char* buf, size_t len) override {
+        if (m_left == 0) return size_t{0};
+        size_t want = static_cast<size_t>(std::min<uint64_t>(len, m_left));
+        for (;;) {
+            ssize_t n = ::pread(m_fd.get(), buf, want, static_cast<off_t>(m_offset));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return fail(ErrorCode::corrupt, errno_message("short read from blob", m_path));
+            m_offset += static_cast<uint64_t>(n);
+            m_left -= static_cast<uint64_t>(n);
+            return static_cast<size_t>(n);
+        }
+    }
+
+private:
+    UniqueFd m_fd;
+    fs::path m_path;
+    uint64_t m_offset;
+    uint64_t m_left;
+};
+
+class LocalStore : public BlobStore {
+public:
+    explicit LocalStore(fs::path root) : m_root(std::move(root)) {}
+
+    Result<void> put(std::string_view key, std::string_view data) override {
+        TRY_ASSIGN(auto path, path_of(key));
+        std::error_code ec;
+        fs::create_directories(path.parent_path(), ec);
+        if (ec)
+            return fail(ErrorCode::unavailable,
+                        fmt::format("cannot create '{}': {}", path.parent_path().string(), ec.message()));
+        return write_file_atomic(path, data, 0644);
+    }
+
+    Result<void> get(std::string_view key, Sink& sink, uint64_t offset,
+                     std::optional<uint64_t> length) override {
+        TRY_ASSIGN(auto path, path_of(key));
+        UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd)
+            return fail(errno == ENOENT ? ErrorCode::not_found : ErrorCode::unavailable,
+                        errno_message("cannot open blob", path));
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0) return fail(ErrorCode::unavailable, errno_message("cannot stat", path));
+        auto size = static_cast<uint64_t>(st.st_size);
+        if (offset > size) return fail(ErrorCode::invalid_input, "range starts beyond the blob");
+        uint64_t end = length ? std::min(size, offset + *length) : size;
+        std::vector<char> buf(std::min<uint64_t>(256 * 1024, std::max<uint64_t>(end - offset, 1)));
+        while (offset < end) {
+            size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - offset));
+            ssize_t n = ::pread(fd.get(), buf.data(), want, static_cast<off_t>(offset));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return fail(ErrorCode::corrupt, errno_message("short read from blob", path));
+            TRY(sink.write(std::string_view(buf.data(), static_cast<size_t>(n))));
+            offset += static_cast<uint64_t>(n);
+        }
+        return ok();
+    }
+
+    Result<std::unique_ptr<Source>> open(std::string_view key, uint64_t offset,
+                                         uint64_t length) override {
+        TRY_ASSIGN(auto path, path_of(key));
+        UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd)
+            return fail(errno == ENOENT ? ErrorCode::not_found : ErrorCode::unavailable,
+                        errno_message("cannot open blob", path));
+        return std::unique_ptr<Source>(std::make_unique<RangeSource>(std::move(fd), path, offset, length));
+    }
+
+    Result<bool> exists(std::string_view key) override {
+        TRY_ASSIGN(auto path, path_of(key));
+        struct stat st {};
+        return ::stat(path.c_str(), &st) == 0;
+    }
+
+    Result<void> remove(std::string_view key) override {
+        TRY_ASSIGN(auto path, path_of(key));
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+            return fail(ErrorCode::unavailable, errno_message("cannot remove", path));
+        return ok();
+    }
+
+    Result<std::vector<std::string>> list() override {
+        std::vector<std::string> keys;
+        std::error_code ec;
+        for (auto it = fs::recursive_directory_iterator(m_root, ec); !ec && it != fs::recursive_directory_iterator();
+             it.increment(ec)) {
+            if (!it->is_regular_file()) continue;
+            auto name = it->path().filename().string();
+            if (is_valid_key(name)) keys.push_back(std::move(name));  // skips *.tmp-* files
+        }
+        if (ec) return fail(ErrorCode::unavailable, fmt::format("cannot list '{}': {}", m_root.string(), ec.message()));
+        return keys;
+    }
+
+    std::string describe() const override { return "file://" + m_root.string(); }
+
+private:
+    Result<fs::path> path_of(std::string_view key) const {
+        if (!is_valid_key(key))
+            return fail(ErrorCode::invalid_input, fmt::format("invalid blob key '{}'", key.substr(0, 64)));
+        return m_root / key.substr(0, 2) / key;
+    }
+
+    fs::path m_root;
+};
+
+}  // namespace
+
+std::unique_ptr<BlobStore> make_local_store(std::filesystem::path root) {
+    return std::make_unique<LocalStore>(std::move(root));
+}
+
+}  // namespace larder::blob

@@ -1,0 +1,304 @@
+#include "cache/service.hpp"
+
+#include <algorithm>
+
+#include <fmt/core.h>
+
+#include "crypto/encoding.hpp"
+#include "nix/nar_info.hpp"
+#include "nix/store_path.hpp"
+#include "util/strings.hpp"
+
+namespace larder::cache {
+
+namespace {
+
+constexpr std::string_view k_nar_extension = ".nar.zst";
+
+// "sha256:<nix32>" -> "<nix32>"
+std::string_view digest_part(std::string_view hash) {
+    auto colon = hash.find(':');
+    return colon == std::string_view::npos ? hash : hash.substr(colon + 1);
+}
+
+nix::NarInfo to_nar_info(const db::ObjectRow& o) {
+    auto parse_path = [](std::string_view base) { return *nix::StorePath::parse_base_name(base); };
+    nix::NarInfo info{.path = parse_path(o.store_path),
+                      .url = fmt::format("nar/{}{}", digest_part(o.nar.file_hash), k_nar_extension),
+                      .compression = "zstd",
+                      .file_hash = *crypto::parse_hash(o.nar.file_hash),
+                      .file_size = o.nar.file_size,
+                      .nar_hash = *crypto::parse_hash(o.nar.nar_hash),
+                      .nar_size = o.nar.nar_size};
+    for (const auto& r : o.references) info.references.push_back(parse_path(r));
+    if (!o.deriver.empty()) info.deriver = parse_path(o.deriver);
+    info.system = o.system;
+    info.sigs = o.sigs;
+    info.ca = o.ca;
+    return info;
+}
+
+}  // namespace
+
+Result<void> check_cache_name(std::string_view name) {
+    static constexpr std::string_view k_reserved[] = {"api", "nar", "log", "realisations",
+                                                      "build-trace-v2", "static", "health"};
+    bool valid = !name.empty() && name.size() <= 64 &&
+                 std::all_of(name.begin(), name.end(), [](char c) {
+                     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+                 }) &&
+                 name.front() != '.' && name.front() != '-' && name.front() != '_' &&
+                 std::find(std::begin(k_reserved), std::end(k_reserved), name) == std::end(k_reserved);
+    if (valid) return ok();
+    return fail(ErrorCode::invalid_input,
+                fmt::format("invalid cache name '{}': use 1-64 characters a-z 0-9 . _ -, starting "
+                            "with a letter or digit (and not api, nar, log, static, health)",
+                            printable(name, 64)));
+}
+
+CacheService::CacheService(Config config, db::MetadataStore& db, blob::BlobStore& blobs)
+    : m_config(std::move(config)), m_db(db), m_blobs(blobs) {}
+
+Result<db::CacheRow> CacheService::create_cache(std::string_view name, const CacheSettings& s) {
+    TRY(check_cache_name(name));
+    db::CacheRow row;
+    row.name = name;
+    row.is_public = s.is_public.value_or(false);
+    row.priority = s.priority.value_or(40);
+    row.upstream_keys = s.upstream_keys.value_or(std::vector<std::string>{"cache.nixos.org-1"});
+    auto key = crypto::SecretKey::generate(fmt::format("{}-{}-1", m_config.key_prefix, name));
+    return m_db.create_cache(row, db::KeyRow{0, 0, key.to_string(), key.public_key().to_string(), true});
+}
+
+Result<db::CacheRow> CacheService::configure(std::string_view name, const CacheSettings& s) {
+    TRY_ASSIGN(auto row, m_db.get_cache(name));
+    if (s.is_public) row.is_public = *s.is_public;
+    if (s.priority) row.priority = *s.priority;
+    if (s.upstream_keys) row.upstream_keys = *s.upstream_keys;
+    TRY(m_db.update_cache(row));
+    return row;
+}
+
+Result<void> CacheService::delete_cache(std::string_view name) {
+    TRY_ASSIGN(auto row, m_db.get_cache(name));
+    return m_db.delete_cache(row.id);
+}
+
+Result<std::vector<crypto::PublicKey>> CacheService::public_keys(const db::CacheRow& cache) {
+    TRY_ASSIGN(auto rows, m_db.cache_keys(cache.id));
+    std::vector<crypto::PublicKey> keys;
+    for (const auto& r : rows) {
+        TRY_ASSIGN(auto k, crypto::parse_public_key(r.public_key));
+        keys.push_back(std::move(k));
+    }
+    return keys;
+}
+
+Result<crypto::SecretKey> CacheService::signing_key(const db::CacheRow& cache) {
+    TRY_ASSIGN(auto rows, m_db.cache_keys(cache.id));
+    if (rows.empty() || !rows.front().current)
+        return fail(ErrorCode::internal, fmt::format("cache '{}' has no signing key", cache.name));
+    auto key = crypto::parse_secret_key(rows.front().secret);
+    if (!key) return fail(ErrorCode::internal, fmt::format("cache '{}' has a corrupt signing key", cache.name));
+    return std::move(*key);
+}
+
+Result<crypto::PublicKey> CacheService::rotate_key(const db::CacheRow& cache) {
+    TRY_ASSIGN(auto rows, m_db.cache_keys(cache.id));
+    auto key = crypto::SecretKey::generate(
+        fmt::format("{}-{}-{}", m_config.key_prefix, cache.name, rows.size() + 1));
+    TRY(m_db.add_cache_key(db::KeyRow{0, cache.id, key.to_string(), key.public_key().to_string(), true}));
+    TRY_ASSIGN(auto objects, m_db.list_objects(cache.id));
+    for (const auto& o : objects) {
+        auto info = to_nar_info(o);
+        info.sign(key, cache.store_dir);
+        TRY(m_db.set_object_sigs(o.id, info.sigs));
+    }
+    return key.public_key();
+}
+
+std::string CacheService::cache_info(const db::CacheRow& cache) const {
+    return nix::CacheInfo{cache.store_dir, true, cache.priority}.render();
+}
+
+Result<std::string> CacheService::narinfo(const db::CacheRow& cache, std::string_view hash_part) {
+    TRY_ASSIGN(auto object, m_db.find_object(cache.id, hash_part));
+    if (!object) return fail(ErrorCode::not_found, "no such path in this cache");
+    return to_nar_info(*object).render(cache.store_dir);
+}
+
+Result<db::NarRow> CacheService::served_nar(const db::CacheRow& cache, std::string_view file) {
+    if (!file.ends_with(k_nar_extension)) return fail(ErrorCode::not_found, "no such NAR in this cache");
+    auto digest = file.substr(0, file.size() - k_nar_extension.size());
+    TRY_ASSIGN(auto nar, m_db.find_cache_nar(cache.id, fmt::format("sha256:{}", digest)));
+    if (!nar) return fail(ErrorCode::not_found, "no such NAR in this cache");
+    return std::move(*nar);
+}
+
+namespace {
+
+// Opens each chunk's stored bytes only when the reader gets to it.
+class NarSource : public Source {
+public:
+    NarSource(blob::BlobStore& blobs, std::vector<db::ChunkRow> chunks, uint64_t offset, uint64_t length)
+        : m_blobs(blobs), m_chunks(std::move(chunks)), m_offset(offset), m_left(length) {}
+
+    Result<size_t> read(char* buf, size_t len) override {
+        while (m_left > 0) {
+            if (!m_current) TRY(open_next());
+            TRY_ASSIGN(size_t n, m_current->read(buf, static_cast<size_t>(std::min<uint64_t>(len, m_left))));
+            if (n > 0) {
+                m_left -= n;
+                return n;
+            }
+            m_current.reset();
+        }
+        return size_t{0};
+    }
+
+private:
+    Result<void> open_next() {
+        // Skip whole chunks before the offset; m_offset is relative to m_next.
+        while (m_next < m_chunks.size() && m_offset >= m_chunks[m_next].stored_size)
+            m_offset -= m_chunks[m_next++].stored_size;
+        if (m_next == m_chunks.size()) return fail(ErrorCode::corrupt, "NAR is shorter than its chunk list says");
+        const auto& chunk = m_chunks[m_next++];
+        uint64_t take = std::min(chunk.stored_size - m_offset, m_left);
+        TRY_ASSIGN(m_current, m_blobs.open(chunk.hash, m_offset, take));
+        m_offset = 0;
+        return ok();
+    }
+
+    blob::BlobStore& m_blobs;
+    std::vector<db::ChunkRow> m_chunks;
+    size_t m_next = 0;
+    uint64_t m_offset;
+    uint64_t m_left;
+    std::unique_ptr<Source> m_current;
+};
+
+}  // namespace
+
+std::unique_ptr<Source> CacheService::open_nar(const db::NarRow& nar, uint64_t offset, uint64_t length) {
+    return std::make_unique<NarSource>(m_blobs, nar.chunks, offset, length);
+}
+
+namespace {
+
+// What Nix names an upload: "<nix32 sha256 of the file>.nar[.ext]".
+struct UploadName {
+    codec::Method compression;
+    std::optional<crypto::Hash> file_hash;
+};
+
+Result<UploadName> parse_upload_name(std::string_view file) {
+    static constexpr std::pair<std::string_view, codec::Method> k_extensions[] = {
+        {".nar.zst", codec::Method::zstd}, {".nar.xz", codec::Method::xz},
+        {".nar.bz2", codec::Method::bzip2}, {".nar", codec::Method::none}};
+    for (auto [ext, method] : k_extensions) {
+        if (!file.ends_with(ext)) continue;
+        auto stem = file.substr(0, file.size() - ext.size());
+        std::optional<crypto::Hash> hash;
+        if (stem.size() == crypto::nix32_length(32)) {
+            auto h = crypto::parse_sha256_digest(stem);
+            if (h) hash = *h;
+        }
+        return UploadName{method, hash};
+    }
+    return fail(ErrorCode::invalid_input,
+                fmt::format("cannot tell the compression of '{}': NAR uploads must end in .nar, "
+                            ".nar.zst, .nar.xz or .nar.bz2",
+                            printable(file)));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<NarUpload>> CacheService::begin_upload(std::string_view file) {
+    TRY_ASSIGN(auto name, parse_upload_name(file));
+    return std::make_unique<NarUpload>(m_config, m_db, m_blobs, name.compression, name.file_hash);
+}
+
+Result<void> CacheService::finish_upload(const db::CacheRow& cache, std::string_view file, NarUpload& upload) {
+    TRY(upload.finish());
+    return m_db.record_upload(cache.id, fmt::format("nar/{}", file), upload.nar().id);
+}
+
+Result<bool> CacheService::has_nar_file(const db::CacheRow& cache, std::string_view file) {
+    TRY_ASSIGN(auto upload, m_db.find_upload(cache.id, fmt::format("nar/{}", file)));
+    if (upload) return true;
+    auto served = served_nar(cache, file);
+    if (served) return true;
+    if (served.error().code == ErrorCode::not_found) return false;
+    return Failure{std::move(served).error()};
+}
+
+Result<void> CacheService::add_narinfo(const db::CacheRow& cache, std::string_view hash_part,
+                                       std::string_view text) {
+    TRY_ASSIGN(auto info, nix::parse_nar_info(text, cache.store_dir));
+    if (info.path.hash_part() != hash_part)
+        return fail(ErrorCode::invalid_input,
+                    fmt::format("narinfo for {} uploaded as {}.narinfo", info.path.full(cache.store_dir),
+                                printable(hash_part)));
+    // The NAR: an upload to this cache, or one this cache already serves.
+    TRY_ASSIGN(auto nar_id, m_db.find_upload(cache.id, info.url));
+    std::optional<db::NarRow> nar;
+    if (nar_id) {
+        TRY_ASSIGN(nar, m_db.find_nar(*nar_id));
+    } else if (info.url.starts_with("nar/")) {
+        auto served = served_nar(cache, std::string_view(info.url).substr(4));
+        if (served) nar = std::move(*served);
+    }
+    if (!nar)
+        return fail(ErrorCode::invalid_input,
+                    fmt::format("narinfo for {} refers to '{}', which was not uploaded to cache '{}': "
+                                "upload the NAR first",
+                                info.path.full(cache.store_dir), printable(info.url), cache.name));
+    if (nar->nar_hash != info.nar_hash.to_string() || nar->nar_size != info.nar_size)
+        return fail(ErrorCode::invalid_input,
+                    fmt::format("narinfo for {} says NarHash {} and NarSize {}, but the uploaded NAR has "
+                                "NarHash {} and NarSize {}",
+                                info.path.full(cache.store_dir), info.nar_hash.to_string(), info.nar_size,
+                                nar->nar_hash, nar->nar_size));
+    // The closure must be complete before the path becomes visible.
+    std::vector<std::string> refs;
+    for (const auto& r : info.references)
+        if (r != info.path) refs.emplace_back(r.hash_part());
+    TRY_ASSIGN(auto missing, m_db.missing_objects(cache.id, refs));
+    if (!missing.empty())
+        return fail(ErrorCode::invalid_input,
+                    fmt::format("cannot add {}: its reference with hash {} is not in cache '{}' "
+                                "(push references first)",
+                                info.path.full(cache.store_dir), missing.front(), cache.name));
+    TRY_ASSIGN(auto key, signing_key(cache));
+    info.sign(key, cache.store_dir);
+    db::ObjectRow object;
+    object.cache_id = cache.id;
+    object.hash_part = info.path.hash_part();
+    object.store_path = info.path.base_name();
+    object.nar_id = nar->id;
+    for (const auto& r : info.references) object.references.push_back(r.base_name());
+    if (info.deriver) object.deriver = info.deriver->base_name();
+    object.system = info.system;
+    object.ca = info.ca;
+    object.sigs = info.sigs;
+    return m_db.put_object(object);
+}
+
+Result<std::vector<std::string>> CacheService::missing_paths(const db::CacheRow& cache,
+                                                             const std::vector<std::string>& hash_parts) {
+    return m_db.missing_objects(cache.id, hash_parts);
+}
+
+Result<void> CacheService::put_file(const db::CacheRow& cache, std::string_view kind, std::string_view name,
+                                    std::string_view data, std::string_view content_encoding) {
+    return m_db.put_file(cache.id, kind, name, data, content_encoding);
+}
+
+Result<db::MetadataStore::File> CacheService::get_file(const db::CacheRow& cache, std::string_view kind,
+                                                       std::string_view name) {
+    TRY_ASSIGN(auto file, m_db.get_file(cache.id, kind, name));
+    if (!file) return fail(ErrorCode::not_found, "no such file in this cache");
+    return std::move(*file);
+}
+
+}  // namespace larder::cache

@@ -1,0 +1,76 @@
+// The cache service: the only place that joins the metadata store, the blob
+// store, NARs and signing. The HTTP layer translates requests into these
+// calls; the service knows nothing of HTTP.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "blob/blob_store.hpp"
+#include "cache/config.hpp"
+#include "cache/upload.hpp"
+#include "crypto/keys.hpp"
+#include "db/metadata_store.hpp"
+
+namespace larder::cache {
+
+struct CacheSettings {
+    std::optional<bool> is_public;
+    std::optional<int> priority;
+    std::optional<std::vector<std::string>> upstream_keys;
+};
+
+class CacheService {
+public:
+    CacheService(Config config, db::MetadataStore& db, blob::BlobStore& blobs);
+
+    // Caches.
+    Result<db::CacheRow> create_cache(std::string_view name, const CacheSettings& settings);
+    Result<db::CacheRow> cache(std::string_view name) { return m_db.get_cache(name); }
+    Result<std::vector<db::CacheRow>> list_caches() { return m_db.list_caches(); }
+    Result<db::CacheRow> configure(std::string_view name, const CacheSettings& settings);
+    Result<void> delete_cache(std::string_view name);
+    // The current public key first, then retired ones.
+    Result<std::vector<crypto::PublicKey>> public_keys(const db::CacheRow& cache);
+    // A new current key; every object is signed with it too, old signatures stay.
+    Result<crypto::PublicKey> rotate_key(const db::CacheRow& cache);
+
+    // The Nix binary cache protocol.
+    std::string cache_info(const db::CacheRow& cache) const;
+    Result<std::string> narinfo(const db::CacheRow& cache, std::string_view hash_part);
+    // `file` is the name under nar/, e.g. "<filehash>.nar.zst".
+    Result<db::NarRow> served_nar(const db::CacheRow& cache, std::string_view file);
+    // The served bytes [offset, offset + length): stored chunks, concatenated.
+    std::unique_ptr<Source> open_nar(const db::NarRow& nar, uint64_t offset, uint64_t length);
+    Result<std::unique_ptr<NarUpload>> begin_upload(std::string_view file);
+    Result<void> finish_upload(const db::CacheRow& cache, std::string_view file, NarUpload& upload);
+    Result<bool> has_nar_file(const db::CacheRow& cache, std::string_view file);
+    // Commits a narinfo PUT by a client: checks it against its uploaded NAR
+    // and its references, signs it, makes it visible.
+    Result<void> add_narinfo(const db::CacheRow& cache, std::string_view hash_part, std::string_view text);
+    Result<std::vector<std::string>> missing_paths(const db::CacheRow& cache,
+                                                   const std::vector<std::string>& hash_parts);
+
+    // Listings, logs and realisations, stored as sent.
+    Result<void> put_file(const db::CacheRow& cache, std::string_view kind, std::string_view name,
+                          std::string_view data, std::string_view content_encoding);
+    Result<db::MetadataStore::File> get_file(const db::CacheRow& cache, std::string_view kind,
+                                             std::string_view name);
+
+    Result<int64_t> chunk_count() { return m_db.count_chunks(); }
+
+private:
+    Result<crypto::SecretKey> signing_key(const db::CacheRow& cache);
+
+    Config m_config;
+    db::MetadataStore& m_db;
+    blob::BlobStore& m_blobs;
+};
+
+// Cache names: 1-64 of [a-z0-9._-], starting with a letter or digit, and not
+// a word the server uses for itself.
+Result<void> check_cache_name(std::string_view name);
+
+}  // namespace larder::cache

@@ -1,0 +1,208 @@
+// The JSON API under /api/v1/: caches and tokens, for the larder CLI.
+#include <ctime>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "http/handlers.hpp"
+#include "nix/store_path.hpp"
+#include "util/strings.hpp"
+
+namespace larder::http {
+
+namespace {
+
+using json = nlohmann::json;
+using cache::Permission;
+
+Result<json> parse_body(const Request& request) {
+    if (request.body.empty()) return json::object();
+    auto j = json::parse(request.body, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+        return fail(ErrorCode::invalid_input, "the request body is not a JSON object");
+    return j;
+}
+
+template <class T>
+Result<std::optional<T>> field(const json& j, const char* name) {
+    if (!j.contains(name) || j[name].is_null()) return std::optional<T>();
+    try {
+        return std::optional<T>(j[name].get<T>());
+    } catch (const json::exception&) {
+        return fail(ErrorCode::invalid_input, fmt::format("field '{}' has the wrong type", name));
+    }
+}
+
+Result<cache::CacheSettings> settings_from(const json& j) {
+    cache::CacheSettings s;
+    TRY_ASSIGN(s.is_public, field<bool>(j, "public"));
+    TRY_ASSIGN(s.priority, field<int>(j, "priority"));
+    TRY_ASSIGN(s.upstream_keys, field<std::vector<std::string>>(j, "upstream_keys"));
+    return s;
+}
+
+json token_json(const db::TokenRow& t) {
+    json j{{"id", t.id}, {"name", t.name}, {"created_at", t.created_at},
+           {"scope", json::parse(t.scopes, nullptr, false)}};
+    j["expires_at"] = t.expires_at ? json(*t.expires_at) : json();
+    j["revoked_at"] = t.revoked_at ? json(*t.revoked_at) : json();
+    return j;
+}
+
+}  // namespace
+
+Result<Response> Handler::handle_api(const Prepared& p, Request& request) {
+    auto path = std::string_view(p.route.name);
+    if (path == "caches" || path.starts_with("caches/"))
+        return api_caches(p, request, path.substr(std::min(path.size(), size_t{7})));
+    if (path == "tokens" || path.starts_with("tokens/"))
+        return api_tokens(p, request, path.substr(std::min(path.size(), size_t{7})));
+    if (path == "stats" && request.method == Method::get) {
+        TRY(require(p, "*", Permission::admin));
+        TRY_ASSIGN(auto chunks, m_service.chunk_count());
+        return json_response(200, json{{"chunks", chunks}}.dump());
+    }
+    return fail(ErrorCode::not_found, "no such API endpoint");
+}
+
+Result<Response> Handler::api_caches(const Prepared& p, Request& request, std::string_view rest) {
+    auto info = [&](const db::CacheRow& c) -> Result<json> {
+        TRY_ASSIGN(auto keys, m_service.public_keys(c));
+        json public_keys = json::array();
+        for (const auto& k : keys) public_keys.push_back(k.to_string());
+        return json{{"name", c.name}, {"public", c.is_public}, {"priority", c.priority},
+                    {"store_dir", c.store_dir}, {"upstream_keys", c.upstream_keys},
+                    {"url", cache_url(request, c.name)},
+                    {"public_key", public_keys.empty() ? json() : public_keys[0]},
+                    {"public_keys", public_keys}};
+    };
+    if (rest.empty()) {
+        if (request.method == Method::get) {
+            TRY_ASSIGN(auto rows, m_service.list_caches());
+            json out = json::array();
+            for (const auto& c : rows) {
+                bool visible = c.is_public || (p.principal.token && p.principal.scope.grants(c.name, Permission::pull));
+                if (!visible) continue;
+                TRY_ASSIGN(auto j, info(c));
+                out.push_back(std::move(j));
+            }
+            return json_response(200, out.dump());
+        }
+        if (request.method != Method::post) return fail(ErrorCode::invalid_input, "use GET or POST on /api/v1/caches");
+        TRY_ASSIGN(auto body, parse_body(request));
+        TRY_ASSIGN(auto name, field<std::string>(body, "name"));
+        if (!name) return fail(ErrorCode::invalid_input, "field 'name' is required");
+        TRY(require(p, *name, Permission::admin));
+        TRY_ASSIGN(auto settings, settings_from(body));
+        TRY_ASSIGN(auto row, m_service.create_cache(*name, settings));
+        TRY_ASSIGN(auto j, info(row));
+        return json_response(201, j.dump());
+    }
+    auto slash = rest.find('/');
+    auto name = rest.substr(0, slash);
+    auto action = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+    auto check_cache = [&](Permission perm) -> Result<db::CacheRow> {
+        auto row = m_service.cache(name);
+        bool public_read = row && row->is_public && perm == Permission::pull;
+        if (!public_read) TRY(require(p, name, perm));
+        return row;
+    };
+    if (action.empty()) {
+        switch (request.method) {
+            case Method::get: {
+                TRY_ASSIGN(auto row, check_cache(Permission::pull));
+                TRY_ASSIGN(auto j, info(row));
+                return json_response(200, j.dump());
+            }
+            case Method::patch: {
+                TRY(check_cache(Permission::admin));
+                TRY_ASSIGN(auto body, parse_body(request));
+                TRY_ASSIGN(auto settings, settings_from(body));
+                TRY_ASSIGN(auto row, m_service.configure(name, settings));
+                TRY_ASSIGN(auto j, info(row));
+                return json_response(200, j.dump());
+            }
+            case Method::del: {
+                TRY(check_cache(Permission::admin));
+                TRY(m_service.delete_cache(name));
+                return json_response(200, json{{"deleted", name}}.dump());
+            }
+            default: return fail(ErrorCode::invalid_input, "use GET, PATCH or DELETE on a cache");
+        }
+    }
+    if (action == "rotate-key" && request.method == Method::post) {
+        TRY_ASSIGN(auto row, check_cache(Permission::admin));
+        TRY_ASSIGN(auto key, m_service.rotate_key(row));
+        TRY_ASSIGN(auto j, info(row));
+        return json_response(200, j.dump());
+    }
+    if (action == "missing" && request.method == Method::post) {
+        TRY_ASSIGN(auto row, check_cache(Permission::pull));
+        TRY_ASSIGN(auto body, parse_body(request));
+        TRY_ASSIGN(auto paths, field<std::vector<std::string>>(body, "paths"));
+        if (!paths) return fail(ErrorCode::invalid_input, "field 'paths' (store paths or hash parts) is required");
+        std::vector<std::string> hashes;
+        for (const auto& s : *paths) {
+            std::string_view base = s;
+            if (auto slash = base.rfind('/'); slash != std::string_view::npos) base.remove_prefix(slash + 1);
+            auto hash = base.substr(0, nix::k_hash_part_length);
+            if (!nix::is_valid_hash_part(hash))
+                return fail(ErrorCode::invalid_input, fmt::format("'{}' is not a store path", printable(s)));
+            hashes.emplace_back(hash);
+        }
+        TRY_ASSIGN(auto missing, m_service.missing_paths(row, hashes));
+        return json_response(200, json{{"missing", missing}}.dump());
+    }
+    return fail(ErrorCode::not_found, "no such API endpoint");
+}
+
+Result<Response> Handler::api_tokens(const Prepared& p, Request& request, std::string_view rest) {
+    if (rest.empty() && request.method == Method::get) {
+        TRY(require(p, "*", Permission::admin));
+        TRY_ASSIGN(auto rows, m_access.list_tokens());
+        json out = json::array();
+        for (const auto& t : rows) out.push_back(token_json(t));
+        return json_response(200, out.dump());
+    }
+    if (rest.empty() && request.method == Method::post) {
+        TRY_ASSIGN(auto body, parse_body(request));
+        TRY_ASSIGN(auto name, field<std::string>(body, "name"));
+        TRY_ASSIGN(auto pattern, field<std::string>(body, "caches"));
+        if (!name || name->empty()) return fail(ErrorCode::invalid_input, "field 'name' is required");
+        if (!pattern || pattern->empty()) return fail(ErrorCode::invalid_input, "field 'caches' (a cache name or pattern) is required");
+        // An admin may hand out only what its own pattern covers.
+        TRY(require(p, *pattern, Permission::admin));
+        cache::Scope scope;
+        scope.cache_pattern = *pattern;
+        TRY_ASSIGN(auto pull, field<bool>(body, "pull"));
+        TRY_ASSIGN(auto push, field<bool>(body, "push"));
+        TRY_ASSIGN(auto del, field<bool>(body, "delete"));
+        TRY_ASSIGN(auto admin, field<bool>(body, "admin"));
+        TRY_ASSIGN(auto expires_in, field<int64_t>(body, "expires_in"));
+        scope.pull = pull.value_or(false);
+        scope.push = push.value_or(false);
+        scope.remove = del.value_or(false);
+        scope.admin = admin.value_or(false);
+        if (!scope.pull && !scope.push && !scope.remove && !scope.admin)
+            return fail(ErrorCode::invalid_input, "a token needs at least one of pull, push, delete, admin");
+        std::optional<int64_t> expires_at;
+        if (expires_in) {
+            if (*expires_in <= 0) return fail(ErrorCode::invalid_input, "expires_in must be positive");
+            expires_at = static_cast<int64_t>(std::time(nullptr)) + *expires_in;
+        }
+        TRY_ASSIGN(auto token, m_access.create_token(*name, scope, expires_at));
+        auto j = token_json(token.row);
+        j["secret"] = token.secret;
+        return json_response(201, j.dump());
+    }
+    if (!rest.empty() && request.method == Method::del) {
+        TRY(require(p, "*", Permission::admin));
+        auto id = parse_u64(rest);
+        if (!id) return fail(ErrorCode::invalid_input, "token id must be a number");
+        TRY(m_access.revoke_token(static_cast<int64_t>(*id)));
+        return json_response(200, json{{"revoked", *id}}.dump());
+    }
+    return fail(ErrorCode::not_found, "no such API endpoint");
+}
+
+}  // namespace larder::http

@@ -1,0 +1,193 @@
+#include "http/handlers.hpp"
+
+#include <ctime>
+
+#include <fmt/core.h>
+
+#include "util/strings.hpp"
+
+namespace larder::http {
+
+namespace {
+
+using cache::Permission;
+
+int64_t now() { return static_cast<int64_t>(std::time(nullptr)); }
+
+const char* permission_name(Permission p) {
+    switch (p) {
+        case Permission::pull: return "pull";
+        case Permission::push: return "push";
+        case Permission::remove: return "delete";
+        case Permission::admin: return "admin";
+    }
+    return "?";
+}
+
+Response ok_text(std::string body, std::string content_type) {
+    auto r = text_response(200, std::move(body));
+    r.content_type = std::move(content_type);
+    return r;
+}
+
+struct ByteRange {
+    uint64_t offset;
+    uint64_t length;
+    bool partial;
+};
+
+// One "bytes=" range; anything else (several ranges) serves the whole file.
+Result<ByteRange> parse_range(std::string_view header, uint64_t total) {
+    ByteRange whole{0, total, false};
+    if (header.empty() || !header.starts_with("bytes=") || header.find(',') != std::string_view::npos)
+        return whole;
+    auto spec = header.substr(6);
+    auto dash = spec.find('-');
+    if (dash == std::string_view::npos) return whole;
+    auto first = parse_u64(spec.substr(0, dash));
+    auto last = parse_u64(spec.substr(dash + 1));
+    auto unsatisfiable = fail(ErrorCode::invalid_input, "range not satisfiable");
+    if (!first) {  // suffix: the last N bytes
+        if (!last || *last == 0) return unsatisfiable;
+        uint64_t n = std::min(*last, total);
+        return ByteRange{total - n, n, true};
+    }
+    if (*first >= total) return unsatisfiable;
+    uint64_t end = last ? std::min(*last + 1, total) : total;
+    if (end <= *first) return unsatisfiable;
+    return ByteRange{*first, end - *first, true};
+}
+
+}  // namespace
+
+std::string Handler::cache_url(const Request& request, std::string_view cache) const {
+    if (!m_config.public_url.empty()) return fmt::format("{}/{}", m_config.public_url, cache);
+    return fmt::format("http://{}/{}", request.host, cache);
+}
+
+Result<void> Handler::require(const Prepared& p, std::string_view cache, Permission permission) {
+    if (p.principal.scope.grants(cache, permission) && p.principal.token) return ok();
+    if (!p.principal.token)
+        return fail(ErrorCode::unauthorized, "authentication required: send a token (Bearer, or as the "
+                                             "password of Basic auth / a netrc entry)");
+    return fail(ErrorCode::forbidden,
+                fmt::format("this token does not grant {} on cache '{}'", permission_name(permission),
+                            printable(cache, 64)));
+}
+
+Result<Prepared> Handler::prepare(const Request& request) {
+    TRY_ASSIGN(auto r, route(request.target));
+    Prepared p{std::move(r), std::nullopt, {}, BodyKind::none};
+    if (p.route.kind == RouteKind::health) return p;
+    TRY_ASSIGN(p.principal, m_access.authenticate(request.authorization, now()));
+    bool writes = request.method == Method::put || request.method == Method::post ||
+                  request.method == Method::patch || request.method == Method::del;
+    if (p.route.kind == RouteKind::api) {
+        if (writes) p.body = BodyKind::small;
+        return p;
+    }
+    Permission needed;
+    if (request.method == Method::get || request.method == Method::head) needed = Permission::pull;
+    else if (request.method == Method::put) needed = Permission::push;
+    else return fail(ErrorCode::invalid_input, "method not allowed here (use GET, HEAD or PUT)");
+
+    auto cache = m_service.cache(p.route.cache);
+    if (!cache && cache.error().code != ErrorCode::not_found) return Failure{std::move(cache).error()};
+    bool granted = p.principal.token && p.principal.scope.grants(p.route.cache, needed);
+    bool public_read = cache && cache->is_public && needed == Permission::pull;
+    // Without the right token a private cache, existing or not, answers the
+    // same: nothing reveals whether it exists.
+    if (!granted && !public_read) TRY(require(p, p.route.cache, needed));
+    if (!cache) return fail(ErrorCode::not_found, fmt::format("no cache named '{}'", printable(p.route.cache, 64)));
+    p.cache = std::move(*cache);
+    if (needed == Permission::push)
+        p.body = p.route.kind == RouteKind::nar ? BodyKind::nar_upload : BodyKind::small;
+    return p;
+}
+
+Response Handler::handle(const Prepared& p, Request& request) {
+    Result<Response> r = fail(ErrorCode::internal, "unhandled");
+    if (p.route.kind == RouteKind::health) r = ok_text("ok\n", "text/plain; charset=utf-8");
+    else if (p.route.kind == RouteKind::api) r = handle_api(p, request);
+    else r = handle_cache(p, request);
+    if (!r) return error_response(r.error());
+    return std::move(*r);
+}
+
+Result<Response> Handler::handle_cache(const Prepared& p, Request& request) {
+    const auto& cache = *p.cache;
+    bool put = request.method == Method::put;
+    switch (p.route.kind) {
+        case RouteKind::cache_info:
+            // Nix PUTs nix-cache-info only when it cannot read it; ours is fixed.
+            if (put) return text_response(200, "");
+            return ok_text(m_service.cache_info(cache), "text/x-nix-cache-info");
+        case RouteKind::narinfo:
+            if (put) {
+                TRY(m_service.add_narinfo(cache, p.route.name, request.body));
+                return text_response(200, "");
+            } else {
+                TRY_ASSIGN(auto text, m_service.narinfo(cache, p.route.name));
+                return ok_text(std::move(text), "text/x-nix-narinfo");
+            }
+        case RouteKind::listing:
+            if (!put) TRY(m_service.narinfo(cache, p.route.name));  // only for visible paths
+            return handle_file(p, request, "ls", "application/json");
+        case RouteKind::nar: return handle_nar(p, request);
+        case RouteKind::log: return handle_file(p, request, "log", "text/plain; charset=utf-8");
+        case RouteKind::realisation: return handle_file(p, request, "realisation", "application/json");
+        default: return fail(ErrorCode::not_found, "not found");
+    }
+}
+
+Result<Response> Handler::handle_file(const Prepared& p, Request& request, std::string_view kind,
+                                      std::string_view content_type) {
+    if (request.method == Method::put) {
+        TRY(m_service.put_file(*p.cache, kind, p.route.name, request.body, request.content_encoding));
+        return text_response(200, "");
+    }
+    TRY_ASSIGN(auto file, m_service.get_file(*p.cache, kind, p.route.name));
+    auto r = ok_text(std::move(file.data), std::string(content_type));
+    if (!file.content_encoding.empty()) r.headers.emplace_back("Content-Encoding", file.content_encoding);
+    return r;
+}
+
+Result<Response> Handler::handle_nar(const Prepared& p, const Request& request) {
+    auto nar = m_service.served_nar(*p.cache, p.route.name);
+    if (!nar) {
+        // HEAD before upload names the client's own file; say if it came.
+        if (request.method == Method::head && nar.error().code == ErrorCode::not_found) {
+            TRY_ASSIGN(bool uploaded, m_service.has_nar_file(*p.cache, p.route.name));
+            if (uploaded) return text_response(200, "");
+        }
+        return Failure{std::move(nar).error()};
+    }
+    auto range = parse_range(request.range, nar->file_size);
+    if (!range) {
+        auto r = text_response(416, "range not satisfiable\n");
+        r.headers.emplace_back("Content-Range", fmt::format("bytes */{}", nar->file_size));
+        return r;
+    }
+    Response r;
+    r.status = range->partial ? 206 : 200;
+    r.content_type = "application/x-nix-nar";
+    r.headers.emplace_back("Accept-Ranges", "bytes");
+    if (range->partial)
+        r.headers.emplace_back("Content-Range", fmt::format("bytes {}-{}/{}", range->offset,
+                                                            range->offset + range->length - 1, nar->file_size));
+    r.stream = m_service.open_nar(*nar, range->offset, range->length);
+    r.stream_length = range->length;
+    return r;
+}
+
+Result<std::unique_ptr<cache::NarUpload>> Handler::begin_nar_upload(const Prepared& p) {
+    return m_service.begin_upload(p.route.name);
+}
+
+Response Handler::finish_nar_upload(const Prepared& p, cache::NarUpload& upload) {
+    auto r = m_service.finish_upload(*p.cache, p.route.name, upload);
+    if (!r) return error_response(r.error());
+    return text_response(200, "");
+}
+
+}  // namespace larder::http

@@ -1,0 +1,65 @@
+// Request handling without sockets: the Nix binary cache protocol per cache,
+// and the JSON API. The session (session.cpp) reads headers, asks prepare()
+// what the request needs, reads the body accordingly and calls handle().
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cache/access.hpp"
+#include "cache/service.hpp"
+#include "http/message.hpp"
+#include "http/router.hpp"
+
+namespace larder::http {
+
+struct HandlerConfig {
+    // The URL clients reach this server at, e.g. "https://cache.example.org";
+    // empty: taken from each request's Host header.
+    std::string public_url;
+    size_t max_small_body = 64 << 20;  // narinfo, .ls, logs, realisations, API
+    uint64_t max_nar_size = uint64_t{64} << 30;
+};
+
+enum class BodyKind { none, small, nar_upload };
+
+struct Prepared {
+    Route route;
+    std::optional<db::CacheRow> cache;
+    cache::Principal principal;
+    BodyKind body = BodyKind::none;
+};
+
+class Handler {
+public:
+    Handler(cache::CacheService& service, cache::Access& access, HandlerConfig config)
+        : m_service(service), m_access(access), m_config(std::move(config)) {}
+
+    const HandlerConfig& config() const { return m_config; }
+
+    // Routing, authentication and permission, from the headers alone.
+    Result<Prepared> prepare(const Request& request);
+    // Everything but a NAR upload's body.
+    Response handle(const Prepared& prepared, Request& request);
+
+    Result<std::unique_ptr<cache::NarUpload>> begin_nar_upload(const Prepared& prepared);
+    Response finish_nar_upload(const Prepared& prepared, cache::NarUpload& upload);
+
+private:
+    Result<Response> handle_cache(const Prepared& p, Request& request);
+    Result<Response> handle_nar(const Prepared& p, const Request& request);
+    Result<Response> handle_file(const Prepared& p, Request& request, std::string_view kind,
+                                 std::string_view content_type);
+    Result<Response> handle_api(const Prepared& p, Request& request);
+    Result<Response> api_caches(const Prepared& p, Request& request, std::string_view rest);
+    Result<Response> api_tokens(const Prepared& p, Request& request, std::string_view rest);
+    Result<void> require(const Prepared& p, std::string_view cache, cache::Permission permission);
+    std::string cache_url(const Request& request, std::string_view cache) const;
+
+    cache::CacheService& m_service;
+    cache::Access& m_access;
+    HandlerConfig m_config;
+};
+
+}  // namespace larder::http

@@ -1,0 +1,165 @@
+#include "http/server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
+#include <spdlog/spdlog.h>
+
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "http/session.hpp"
+#include "util/strings.hpp"
+
+namespace larder::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto k_use_tuple = asio::as_tuple(asio::use_awaitable);
+
+Result<tcp::endpoint> parse_listen(std::string_view listen) {
+    auto colon = listen.rfind(':');
+    auto port = colon == std::string_view::npos ? std::nullopt : parse_u64(listen.substr(colon + 1));
+    if (!port || *port > 65535)
+        return fail(ErrorCode::invalid_input, fmt::format("listen address '{}' is not HOST:PORT", listen));
+    auto host = std::string(listen.substr(0, colon));
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(host.empty() ? "0.0.0.0" : host, ec);
+    if (ec)
+        return fail(ErrorCode::invalid_input,
+                    fmt::format("listen address '{}': '{}' is not an IP address", listen, host));
+    return tcp::endpoint(address, static_cast<unsigned short>(*port));
+}
+
+std::string remote_of(const tcp::socket& socket) {
+    boost::system::error_code ec;
+    auto ep = socket.remote_endpoint(ec);
+    return ec ? std::string("?") : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+}
+
+asio::awaitable<void> plain_connection(tcp::socket socket, Handler& handler, const ServerConfig& config,
+                                       ServerState& state) {
+    auto remote = remote_of(socket);
+    beast::tcp_stream stream(std::move(socket));
+    co_await serve_connection(stream, remote, handler, config, state);
+    boost::system::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+asio::awaitable<void> tls_connection(tcp::socket socket, asio::ssl::context& tls, Handler& handler,
+                                     const ServerConfig& config, ServerState& state) {
+    auto remote = remote_of(socket);
+    beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), tls);
+    beast::get_lowest_layer(stream).expires_after(config.header_timeout);
+    auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, k_use_tuple);
+    if (ec) {
+        spdlog::debug("TLS handshake with {} failed: {}", remote, ec.message());
+        co_return;
+    }
+    co_await serve_connection(stream, remote, handler, config, state);
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
+    co_await stream.async_shutdown(k_use_tuple);
+}
+
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, asio::io_context& ioc, asio::ssl::context* tls,
+                                  Handler& handler, const ServerConfig& config, ServerState& state) {
+    for (;;) {
+        auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), k_use_tuple);
+        if (ec) {
+            if (!acceptor.is_open()) co_return;
+            spdlog::warn("accept failed: {}", ec.message());
+            continue;
+        }
+        boost::system::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        auto executor = socket.get_executor();
+        if (tls)
+            asio::co_spawn(executor, tls_connection(std::move(socket), *tls, handler, config, state), asio::detached);
+        else
+            asio::co_spawn(executor, plain_connection(std::move(socket), handler, config, state), asio::detached);
+    }
+}
+
+Result<std::optional<asio::ssl::context>> make_tls(const ServerConfig& config) {
+    if (config.tls_certificate.empty() && config.tls_key.empty()) return std::optional<asio::ssl::context>();
+    if (config.tls_certificate.empty() || config.tls_key.empty())
+        return fail(ErrorCode::invalid_input, "TLS needs both a certificate and a key file");
+    std::optional<asio::ssl::context> tls(std::in_place, asio::ssl::context::tls_server);
+    tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    boost::system::error_code ec;
+    tls->use_certificate_chain_file(config.tls_certificate, ec);
+    if (ec)
+        return fail(ErrorCode::invalid_input,
+                    fmt::format("cannot load TLS certificate '{}': {}", config.tls_certificate, ec.message()));
+    tls->use_private_key_file(config.tls_key, asio::ssl::context::pem, ec);
+    if (ec)
+        return fail(ErrorCode::invalid_input, fmt::format("cannot load TLS key '{}': {}", config.tls_key, ec.message()));
+    return tls;
+}
+
+}  // namespace
+
+Result<void> run_server(const ServerConfig& config, Handler& handler,
+                        const std::function<void(const std::string&)>& on_listening) {
+    TRY_ASSIGN(auto endpoint, parse_listen(config.listen));
+    TRY_ASSIGN(auto tls, make_tls(config));
+    unsigned threads = config.threads ? config.threads : std::max(1u, std::thread::hardware_concurrency());
+    asio::io_context ioc(static_cast<int>(threads));
+    tcp::acceptor acceptor(ioc);
+    boost::system::error_code ec;
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return fail(ErrorCode::unavailable, fmt::format("cannot listen on {}: {}", config.listen, ec.message()));
+    auto bound = acceptor.local_endpoint();
+    on_listening(fmt::format("{}://{}:{}", tls ? "https" : "http", bound.address().to_string(), bound.port()));
+
+    ServerState state;
+    asio::co_spawn(ioc, accept_loop(acceptor, ioc, tls ? &*tls : nullptr, handler, config, state), asio::detached);
+
+    // SIGTERM/SIGINT: stop accepting, wait for requests in flight, stop.
+    asio::signal_set signals(ioc, SIGINT, SIGTERM);
+    asio::steady_timer drain(ioc);
+    auto deadline = std::make_shared<std::chrono::steady_clock::time_point>();
+    std::function<void()> wait_drained = [&] {
+        if (state.in_flight == 0 || std::chrono::steady_clock::now() >= *deadline) {
+            spdlog::info("stopped ({} requests were still in flight)", state.in_flight.load());
+            ioc.stop();
+            return;
+        }
+        drain.expires_after(std::chrono::milliseconds(50));
+        drain.async_wait([&](boost::system::error_code) { wait_drained(); });
+    };
+    signals.async_wait([&](boost::system::error_code error, int signal) {
+        if (error) return;
+        spdlog::info("signal {} received: finishing requests in flight", signal);
+        boost::system::error_code ignored;
+        acceptor.close(ignored);
+        *deadline = std::chrono::steady_clock::now() + config.shutdown_grace;
+        wait_drained();
+    });
+
+    std::vector<std::thread> pool;
+    for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&] { ioc.run(); });
+    ioc.run();
+    for (auto& t : pool) t.join();
+    return ok();
+}
+
+}  // namespace larder::http

@@ -1,0 +1,31 @@
+// The HTTP(S) server: Boost.Beast on an io_context run by a thread pool,
+// one coroutine per connection. The session owns timeouts, body limits and
+// Expect: 100-continue; the Handler owns what requests mean.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "http/handlers.hpp"
+
+namespace larder::http {
+
+struct ServerConfig {
+    std::string listen = "127.0.0.1:8080";
+    unsigned threads = 0;  // 0: one per core
+    std::chrono::seconds header_timeout{30};  // to receive a request's headers
+    std::chrono::seconds body_timeout{60};    // between two pieces of a body
+    std::chrono::seconds send_timeout{300};   // to send one piece of a response
+    std::chrono::seconds shutdown_grace{30};  // for requests in flight at SIGTERM
+    std::string tls_certificate;  // PEM files; both set: HTTPS
+    std::string tls_key;
+};
+
+// Serves until SIGINT or SIGTERM, then stops accepting, lets requests in
+// flight finish (up to the grace period) and returns. `on_listening` gets the
+// bound address (useful with port 0).
+Result<void> run_server(const ServerConfig& config, Handler& handler,
+                        const std::function<void(const std::string&)>& on_listening);
+
+}  // namespace larder::http

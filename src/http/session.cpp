@@ -1,0 +1,248 @@
+#include "http/session.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <spdlog/spdlog.h>
+
+#include <vector>
+
+namespace larder::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+
+namespace {
+
+constexpr auto k_use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr size_t k_piece = 256 * 1024;
+
+Method method_of(bhttp::verb v) {
+    switch (v) {
+        case bhttp::verb::get: return Method::get;
+        case bhttp::verb::head: return Method::head;
+        case bhttp::verb::put: return Method::put;
+        case bhttp::verb::post: return Method::post;
+        case bhttp::verb::patch: return Method::patch;
+        case bhttp::verb::delete_: return Method::del;
+        default: return Method::other;
+    }
+}
+
+template <class Fields>
+std::string header(const Fields& f, bhttp::field name) {
+    auto it = f.find(name);
+    return it == f.end() ? std::string() : std::string(it->value());
+}
+
+// Counts a request as in flight, for graceful shutdown.
+struct InFlight {
+    explicit InFlight(ServerState& s) : state(s) { ++state.in_flight; }
+    ~InFlight() { --state.in_flight; }
+    ServerState& state;
+};
+
+template <class Stream>
+class Connection {
+public:
+    Connection(Stream& stream, std::string remote, Handler& handler, const ServerConfig& config)
+        : m_stream(stream), m_remote(std::move(remote)), m_handler(handler), m_config(config) {}
+
+    // Reads headers; false when the connection is finished.
+    asio::awaitable<bool> read_header(bhttp::request_parser<bhttp::buffer_body>& parser) {
+        beast::get_lowest_layer(m_stream).expires_after(m_config.header_timeout);
+        auto [ec, n] = co_await bhttp::async_read_header(m_stream, m_buffer, parser, k_use_tuple);
+        if (!ec) co_return true;
+        if (ec.category() == bhttp::make_error_code(bhttp::error::end_of_stream).category() &&
+            ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+            // A malformed request: say so, then close.
+            auto r = text_response(400, "malformed HTTP request: " + ec.message() + "\n");
+            r.close = true;
+            co_await write(r, false, 11, false);
+        }
+        co_return false;
+    }
+
+    // Reads the whole body, handing each piece to `consume`; an error from
+    // it stops the reading. Returns the error that ended it, if any.
+    template <class F>
+    asio::awaitable<Result<void>> read_body(bhttp::request_parser<bhttp::buffer_body>& parser, uint64_t limit,
+                                            F&& consume) {
+        std::vector<char> buf(k_piece);
+        uint64_t total = 0;
+        while (!parser.is_done()) {
+            parser.get().body().data = buf.data();
+            parser.get().body().size = buf.size();
+            beast::get_lowest_layer(m_stream).expires_after(m_config.body_timeout);
+            auto [ec, n] = co_await bhttp::async_read(m_stream, m_buffer, parser, k_use_tuple);
+            if (ec == bhttp::error::need_buffer) ec = {};
+            if (ec == beast::error::timeout)
+                co_return fail(ErrorCode::timeout, "timed out waiting for the request body");
+            if (ec) co_return fail(ErrorCode::invalid_input, "request body incomplete: " + ec.message());
+            size_t got = buf.size() - parser.get().body().size;
+            total += got;
+            if (total > limit) co_return fail(ErrorCode::invalid_input, "request body too large");
+            auto r = consume(std::string_view(buf.data(), got));
+            if (!r) co_return r;
+        }
+        co_return ok();
+    }
+
+    asio::awaitable<void> send_continue(unsigned version) {
+        bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, version};
+        beast::get_lowest_layer(m_stream).expires_after(m_config.send_timeout);
+        co_await bhttp::async_write(m_stream, cont, k_use_tuple);
+    }
+
+    // Writes a response; false if the connection broke.
+    asio::awaitable<bool> write(Response& r, bool head, unsigned version, bool keep_alive) {
+        auto prepare = [&](auto& res, uint64_t length) {
+            res.set(bhttp::field::server, "larder");
+            res.set(bhttp::field::content_type, r.content_type);
+            for (const auto& [k, v] : r.headers) res.set(k, v);
+            res.keep_alive(keep_alive && !r.close);
+            res.content_length(length);
+        };
+        beast::get_lowest_layer(m_stream).expires_after(m_config.send_timeout);
+        uint64_t length = r.stream ? r.stream_length : r.body.size();
+        if (head || (!r.stream && r.body.empty())) {
+            bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(r.status), version};
+            prepare(res, length);
+            auto [ec, n] = co_await bhttp::async_write(m_stream, res, k_use_tuple);
+            co_return !ec;
+        }
+        if (!r.stream) {
+            bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), version};
+            prepare(res, length);
+            res.body() = std::move(r.body);
+            auto [ec, n] = co_await bhttp::async_write(m_stream, res, k_use_tuple);
+            co_return !ec;
+        }
+        bhttp::response<bhttp::buffer_body> res{static_cast<bhttp::status>(r.status), version};
+        prepare(res, length);
+        res.body().data = nullptr;
+        res.body().more = true;
+        bhttp::response_serializer<bhttp::buffer_body> sr{res};
+        if (auto [ec, n] = co_await bhttp::async_write_header(m_stream, sr, k_use_tuple); ec) co_return false;
+        std::vector<char> buf(k_piece);
+        uint64_t left = length;
+        while (left > 0) {
+            auto n = r.stream->read(buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), left)));
+            if (!n || *n == 0) {
+                spdlog::error("reading a NAR for {} failed: {}", m_remote, n ? "ended early" : n.error().message);
+                co_return false;  // the client sees a short body and retries with Range
+            }
+            left -= *n;
+            res.body().data = buf.data();
+            res.body().size = *n;
+            res.body().more = left > 0;
+            beast::get_lowest_layer(m_stream).expires_after(m_config.send_timeout);
+            auto [ec, w] = co_await bhttp::async_write(m_stream, sr, k_use_tuple);
+            if (ec == bhttp::error::need_buffer) ec = {};
+            if (ec) co_return false;
+        }
+        co_return true;
+    }
+
+    asio::awaitable<void> run(ServerState& state) {
+        for (;;) {
+            bhttp::request_parser<bhttp::buffer_body> parser;
+            parser.header_limit(32 * 1024);
+            parser.body_limit(boost::none);  // enforced per route in read_body
+            if (!co_await read_header(parser)) co_return;
+            InFlight in_flight(state);
+            auto start = std::chrono::steady_clock::now();
+            auto& msg = parser.get();
+            Request request;
+            request.method = method_of(msg.method());
+            request.target = std::string(msg.target());
+            request.host = header(msg, bhttp::field::host);
+            request.authorization = header(msg, bhttp::field::authorization);
+            request.content_type = header(msg, bhttp::field::content_type);
+            request.content_encoding = header(msg, bhttp::field::content_encoding);
+            request.range = header(msg, bhttp::field::range);
+            bool expects_continue = beast::iequals(header(msg, bhttp::field::expect), "100-continue");
+            bool keep_alive = msg.keep_alive();
+            unsigned version = msg.version();
+            bool has_body = !parser.is_done();
+            auto content_length = parser.content_length();
+
+            Response response;
+            bool body_read = !has_body;
+            auto prepared = m_handler.prepare(request);
+            const auto& cfg = m_handler.config();
+            if (!prepared) {
+                response = error_response(prepared.error());
+            } else if (prepared->body == BodyKind::none) {
+                response = m_handler.handle(*prepared, request);
+            } else {
+                uint64_t limit = prepared->body == BodyKind::nar_upload ? cfg.max_nar_size : cfg.max_small_body;
+                if (content_length && *content_length > limit) {
+                    response = text_response(413, fmt::format("request body of {} bytes is over the limit of {} bytes\n",
+                                                              *content_length, limit));
+                } else if (prepared->body == BodyKind::small) {
+                    if (expects_continue) co_await send_continue(version);
+                    auto r = co_await read_body(parser, limit, [&](std::string_view piece) {
+                        request.body.append(piece);
+                        return ok();
+                    });
+                    body_read = r.ok();
+                    response = r ? m_handler.handle(*prepared, request) : body_error(r.error());
+                } else {
+                    response = co_await upload(parser, *prepared, limit, expects_continue, version, body_read);
+                }
+            }
+            if (!body_read) response.close = true;  // the rest of the body is still on the wire
+            bool sent = co_await write(response, request.method == Method::head, version, keep_alive);
+            auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+            // The target is logged without its query, which could carry secrets.
+            spdlog::info("{} {} {} {} {:.1f}ms", m_remote, bhttp::to_string(msg.method()),
+                         std::string_view(request.target).substr(0, request.target.find('?')), response.status, ms);
+            if (!sent || response.close || !keep_alive) co_return;
+        }
+    }
+
+private:
+    static Response body_error(const Error& e) {
+        if (e.message == "request body too large") return text_response(413, e.message + "\n");
+        if (e.code == ErrorCode::timeout) return text_response(408, e.message + "\n");
+        return error_response(e);
+    }
+
+    asio::awaitable<Response> upload(bhttp::request_parser<bhttp::buffer_body>& parser, const Prepared& prepared,
+                                     uint64_t limit, bool expects_continue, unsigned version, bool& body_read) {
+        auto upload = m_handler.begin_nar_upload(prepared);
+        if (!upload) co_return error_response(upload.error());
+        if (expects_continue) co_await send_continue(version);
+        auto r = co_await read_body(parser, limit, [&](std::string_view piece) { return (*upload)->write(piece); });
+        body_read = parser.is_done();
+        if (!r) co_return body_error(r.error());
+        co_return m_handler.finish_nar_upload(prepared, **upload);
+    }
+
+    Stream& m_stream;
+    std::string m_remote;
+    Handler& m_handler;
+    const ServerConfig& m_config;
+    beast::flat_buffer m_buffer;
+};
+
+}  // namespace
+
+template <class Stream>
+asio::awaitable<void> serve_connection(Stream& stream, std::string remote, Handler& handler,
+                                       const ServerConfig& config, ServerState& state) {
+    Connection<Stream> connection(stream, std::move(remote), handler, config);
+    co_await connection.run(state);
+}
+
+template asio::awaitable<void> serve_connection(beast::tcp_stream&, std::string, Handler&, const ServerConfig&,
+                                                ServerState&);
+template asio::awaitable<void> serve_connection(beast::ssl_stream<beast::tcp_stream>&, std::string, Handler&,
+                                                const ServerConfig&, ServerState&);
+
+}  // namespace larder::http

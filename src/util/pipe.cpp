@@ -1,0 +1,79 @@
+#include "util/pipe.hpp"
+
+#include <cstring>
+
+namespace larder {
+
+class ConsumerThread::Reader : public Source {
+public:
+    explicit Reader(ConsumerThread& owner) : m_owner(owner) {}
+
+    Result<size_t> read(char* buf, size_t len) override {
+        if (m_offset == m_current.size()) {
+            std::unique_lock lock(m_owner.m_mutex);
+            m_owner.m_changed.wait(lock, [&] { return !m_owner.m_queue.empty() || m_owner.m_closed; });
+            if (m_owner.m_queue.empty()) return size_t{0};
+            m_current = std::move(m_owner.m_queue.front());
+            m_owner.m_queue.pop_front();
+            m_owner.m_queued -= m_current.size();
+            m_offset = 0;
+            m_owner.m_changed.notify_all();
+        }
+        size_t n = std::min(len, m_current.size() - m_offset);
+        std::memcpy(buf, m_current.data() + m_offset, n);
+        m_offset += n;
+        return n;
+    }
+
+private:
+    ConsumerThread& m_owner;
+    std::string m_current;
+    size_t m_offset = 0;
+};
+
+ConsumerThread::ConsumerThread(Consumer consumer, size_t max_queued_bytes) : m_max(max_queued_bytes) {
+    m_thread = std::thread([this, consumer = std::move(consumer)] {
+        Reader reader(*this);
+        auto result = consumer(reader);
+        std::lock_guard lock(m_mutex);
+        m_result = std::move(result);
+        m_done = true;
+        m_queue.clear();
+        m_queued = 0;
+        m_changed.notify_all();
+    });
+}
+
+ConsumerThread::~ConsumerThread() {
+    close();
+    m_thread.join();
+}
+
+void ConsumerThread::close() {
+    std::lock_guard lock(m_mutex);
+    m_closed = true;
+    m_changed.notify_all();
+}
+
+Result<void> ConsumerThread::write(std::string_view data) {
+    if (data.empty()) return ok();
+    std::unique_lock lock(m_mutex);
+    m_changed.wait(lock, [&] { return m_done || m_queued < m_max; });
+    if (m_done) {
+        if (m_result && !*m_result) return Failure{m_result->error()};
+        return fail(ErrorCode::invalid_input, "unexpected data after the end of the stream");
+    }
+    m_queue.emplace_back(data);
+    m_queued += data.size();
+    m_changed.notify_all();
+    return ok();
+}
+
+Result<void> ConsumerThread::finish() {
+    close();
+    std::unique_lock lock(m_mutex);
+    m_changed.wait(lock, [&] { return m_done; });
+    return *m_result;
+}
+
+}  // namespace larder

@@ -1,0 +1,47 @@
+// Runs a pull-style consumer (a function reading a Source, such as the NAR
+// parser) on its own thread, fed by push-style writes to this Sink. Memory is
+// bounded by the queue; writes block while it is full. If the consumer fails,
+// the next write returns its error, so a producer stops early.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "util/io.hpp"
+
+namespace larder {
+
+class ConsumerThread : public Sink {
+public:
+    using Consumer = std::function<Result<void>(Source&)>;
+
+    explicit ConsumerThread(Consumer consumer, size_t max_queued_bytes = 4 << 20);
+    ~ConsumerThread() override;
+    ConsumerThread(const ConsumerThread&) = delete;
+    ConsumerThread& operator=(const ConsumerThread&) = delete;
+
+    Result<void> write(std::string_view data) override;
+    // Signals the end of input and returns the consumer's result.
+    Result<void> finish() override;
+
+private:
+    class Reader;
+    void close();
+
+    std::mutex m_mutex;
+    std::condition_variable m_changed;
+    std::deque<std::string> m_queue;
+    size_t m_queued = 0;
+    size_t m_max;
+    bool m_closed = false;
+    bool m_done = false;
+    std::optional<Result<void>> m_result;
+    std::thread m_thread;
+};
+
+}  // namespace larder
