@@ -218,6 +218,21 @@ Result<std::unique_ptr<NarUpload>> CacheService::begin_upload(std::string_view f
     return std::make_unique<NarUpload>(m_config, m_db, m_blobs, name.compression, name.file_hash);
 }
 
+Result<std::unique_ptr<Source>> CacheService::open_uploaded_nar(const db::CacheRow& cache, std::string_view file) {
+    auto not_found = fail(ErrorCode::not_found, "no such NAR in this cache");
+    TRY_ASSIGN(auto name, parse_upload_name(file));
+    TRY_ASSIGN(auto nar_id, m_db.find_upload(cache.id, fmt::format("nar/{}", file)));
+    if (!nar_id) return not_found;
+    TRY_ASSIGN(auto nar, m_db.find_nar(*nar_id));
+    if (!nar) return not_found;
+    // Visible only once a narinfo in this cache uses it.
+    TRY_ASSIGN(auto served, m_db.find_cache_nar(cache.id, nar->file_hash));
+    if (!served) return not_found;
+    auto stream = open_nar(*served, 0, served->file_size);
+    if (name.compression == codec::Method::zstd || name.compression == codec::Method::bzip2) return stream;
+    return codec::make_transcoder(std::move(stream), codec::Method::zstd, name.compression);
+}
+
 Result<void> CacheService::finish_upload(const db::CacheRow& cache, std::string_view file, NarUpload& upload) {
     TRY(upload.finish());
     return m_db.record_upload(cache.id, fmt::format("nar/{}", file), upload.nar().id);

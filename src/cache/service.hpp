@@ -44,6 +44,10 @@ public:
     Result<db::NarRow> served_nar(const db::CacheRow& cache, std::string_view file);
     // The served bytes [offset, offset + length): stored chunks, concatenated.
     std::unique_ptr<Source> open_nar(const db::NarRow& nar, uint64_t offset, uint64_t length);
+    // A NAR under the name a client uploaded it as: Nix caches the narinfo
+    // it uploaded, with that name, for up to 30 days. Re-encoded on the fly
+    // to that name's compression (bzip2 gets zstd, which Nix 2.8 detects).
+    Result<std::unique_ptr<Source>> open_uploaded_nar(const db::CacheRow& cache, std::string_view file);
     Result<std::unique_ptr<NarUpload>> begin_upload(std::string_view file);
     Result<void> finish_upload(const db::CacheRow& cache, std::string_view file, NarUpload& upload);
     Result<bool> has_nar_file(const db::CacheRow& cache, std::string_view file);

@@ -26,3 +26,11 @@ Result<std::unique_ptr<Sink>> make_compressor(Method method, Sink& next, int lev
 std::unique_ptr<Sink> make_decompressor(Method method, Sink& next);
 
 }  // namespace larder::codec
+
+namespace larder::codec {
+
+// A Source that re-encodes `input` from one compression to another as it is
+// read, in bounded memory (the output size is not known in advance).
+std::unique_ptr<Source> make_transcoder(std::unique_ptr<Source> input, Method from, Method to, int level = 1);
+
+}  // namespace larder::codec

@@ -154,14 +154,19 @@ Result<Response> Handler::handle_file(const Prepared& p, Request& request, std::
 
 Result<Response> Handler::handle_nar(const Prepared& p, const Request& request) {
     auto nar = m_service.served_nar(*p.cache, p.route.name);
-    if (!nar) {
+    if (!nar && nar.error().code == ErrorCode::not_found) {
         // HEAD before upload names the client's own file; say if it came.
-        if (request.method == Method::head && nar.error().code == ErrorCode::not_found) {
+        if (request.method == Method::head) {
             TRY_ASSIGN(bool uploaded, m_service.has_nar_file(*p.cache, p.route.name));
             if (uploaded) return text_response(200, "");
         }
-        return Failure{std::move(nar).error()};
+        TRY_ASSIGN(auto stream, m_service.open_uploaded_nar(*p.cache, p.route.name));
+        Response r;
+        r.content_type = "application/x-nix-nar";
+        r.stream = std::move(stream);
+        return r;
     }
+    if (!nar) return Failure{std::move(nar).error()};
     auto range = parse_range(request.range, nar->file_size);
     if (!range) {
         auto r = text_response(416, "range not satisfiable\n");

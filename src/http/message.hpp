@@ -31,9 +31,10 @@ struct Response {
     std::string content_type = "text/plain; charset=utf-8";
     std::string body;
     std::vector<std::pair<std::string, std::string>> headers;
-    // A streamed body (NARs): `stream_length` bytes read from `stream`.
+    // A streamed body (NARs): `stream_length` bytes read from `stream`, or
+    // all of it with chunked encoding when the length is not known.
     std::unique_ptr<Source> stream;
-    uint64_t stream_length = 0;
+    std::optional<uint64_t> stream_length;
     // Close the connection after this response (e.g. an unread body).
     bool close = false;
 };

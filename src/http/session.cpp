@@ -100,15 +100,16 @@ public:
 
     // Writes a response; false if the connection broke.
     asio::awaitable<bool> write(Response& r, bool head, unsigned version, bool keep_alive) {
-        auto prepare = [&](auto& res, uint64_t length) {
+        auto prepare = [&](auto& res, std::optional<uint64_t> length) {
             res.set(bhttp::field::server, "larder");
             res.set(bhttp::field::content_type, r.content_type);
             for (const auto& [k, v] : r.headers) res.set(k, v);
             res.keep_alive(keep_alive && !r.close);
-            res.content_length(length);
+            if (length) res.content_length(*length);
+            else if (!head) res.chunked(true);
         };
         beast::get_lowest_layer(m_stream).expires_after(m_config.send_timeout);
-        uint64_t length = r.stream ? r.stream_length : r.body.size();
+        std::optional<uint64_t> length = r.stream ? r.stream_length : r.body.size();
         if (head || (!r.stream && r.body.empty())) {
             bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(r.status), version};
             prepare(res, length);
@@ -129,15 +130,15 @@ public:
         bhttp::response_serializer<bhttp::buffer_body> sr{res};
         if (auto [ec, n] = co_await bhttp::async_write_header(m_stream, sr, k_use_tuple); ec) co_return false;
         std::vector<char> buf(k_piece);
-        uint64_t left = length;
+        uint64_t left = length.value_or(UINT64_MAX);
         while (left > 0) {
             auto n = r.stream->read(buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), left)));
-            if (!n || *n == 0) {
+            if (!n || (*n == 0 && length)) {
                 spdlog::error("reading a NAR for {} failed: {}", m_remote, n ? "ended early" : n.error().message);
                 co_return false;  // the client sees a short body and retries with Range
             }
-            left -= *n;
-            res.body().data = buf.data();
+            left = *n == 0 ? 0 : left - *n;
+            res.body().data = *n ? buf.data() : nullptr;
             res.body().size = *n;
             res.body().more = left > 0;
             beast::get_lowest_layer(m_stream).expires_after(m_config.send_timeout);

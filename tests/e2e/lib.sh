@@ -8,7 +8,7 @@ set -euo pipefail
 export NIX_CONFIG=$'sandbox = false\nbuild-users-group =\nexperimental-features = nix-command\nsubstituters =\nrequire-sigs = true'
 TMP=$(mktemp -d /tmp/larder-e2e.XXXXXX)
 export XDG_CACHE_HOME=$TMP/xdg-cache   # Nix's narinfo cache, fresh per test
-cleanup() { chmod -R u+w "$TMP" 2>/dev/null || true; rm -rf "$TMP"; }
+cleanup() { [ -n "${KEEP_TMP:-}" ] && return; chmod -R u+w "$TMP" 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -17,3 +17,35 @@ sha256_of() { openssl dgst -sha256 -r | cut -d' ' -f1; }
 
 # Builds the small test corpus (25 store paths) and prints its root path.
 small_corpus() { bash "$LARDER_SOURCE/tests/e2e/make_corpus.sh" small; }
+
+# Starts `larder serve` on a free port with data in $1 (extra arguments are
+# passed on). Sets SERVER_PID, URL, HOST_PORT, ADMIN_TOKEN.
+start_server() {
+    local data=$1; shift
+    mkdir -p "$data"
+    "$LARDER" serve --data "$data" --listen 127.0.0.1:${PORT:-0} "$@" > "$data/serve.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 100); do
+        URL=$(sed -n 's/.*listening on \(http[s]*:\/\/[0-9.:]*\).*/\1/p' "$data/serve.log" | head -1)
+        [ -n "$URL" ] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$data/serve.log" >&2; fail "larder serve exited"; }
+        sleep 0.1
+    done
+    [ -n "$URL" ] || fail "larder serve did not start"
+    HOST_PORT=${URL#*://}
+    PORT=${HOST_PORT##*:}
+    ADMIN_TOKEN=$(cat "$data/admin-token")
+}
+
+stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
+
+# curl against the server with the admin token; prints the HTTP status.
+status() { curl -s -o "$TMP/body" -w '%{http_code}' -H "Authorization: Bearer $ADMIN_TOKEN" "$@"; }
+status_anon() { curl -s -o "$TMP/body" -w '%{http_code}' "$@"; }
+expect_status() {  # EXPECTED DESCRIPTION CURL-ARGS...
+    local want=$1 what=$2; shift 2
+    local got; got=$(status "$@")
+    [ "$got" = "$want" ] || fail "$what: expected $want, got $got: $(head -c 300 "$TMP/body")"
+}
+body_has() { grep -qF -- "$1" "$TMP/body" || fail "response body lacks '$1': $(head -c 300 "$TMP/body")"; }
+json_field() { jq -r ".$1"; }
