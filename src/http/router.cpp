@@ -46,7 +46,9 @@ Result<std::string> percent_decode(std::string_view s) {
         int hi = i + 1 < s.size() ? hex(s[i + 1]) : -1;
         int lo = i + 2 < s.size() ? hex(s[i + 2]) : -1;
         if (hi < 0 || lo < 0) return bad_path("malformed %-escape");
-        out += static_cast<char>(hi << 4 | lo);
+        char c = static_cast<char>(hi << 4 | lo);
+        if (c == '/') return bad_path("an escaped '/' is not allowed");
+        out += c;
         i += 2;
     }
     return out;
