@@ -69,7 +69,7 @@ Result<ServeConfig> load_serve_config(const std::optional<std::string>& path) {
         return bad(*path, fmt::format("{} (line {})", e.description(), e.source().begin.line));
     }
     TRY(check_keys(*path, t, "", {"listen", "data_dir", "database", "storage", "public_url", "key_prefix",
-                                  "threads", "log_level", "limits", "timeouts", "tls", "caches", "chunks"}));
+                                  "threads", "log_level", "log_requests", "limits", "timeouts", "tls", "caches", "chunks"}));
     std::string data_dir = config.data_dir.string();
     TRY(read(*path, t, "listen", config.server.listen));
     TRY(read(*path, t, "data_dir", data_dir));
@@ -79,6 +79,7 @@ Result<ServeConfig> load_serve_config(const std::optional<std::string>& path) {
     TRY(read(*path, t, "public_url", config.handler.public_url));
     TRY(read(*path, t, "key_prefix", config.cache.key_prefix));
     TRY(read(*path, t, "log_level", config.log_level));
+    TRY(read(*path, t, "log_requests", config.server.log_requests));
     int64_t threads = 0;
     TRY(read(*path, t, "threads", threads));
     config.server.threads = static_cast<unsigned>(std::max<int64_t>(threads, 0));

@@ -1,6 +1,7 @@
 // Settings of the cache service, filled from the config file by app/.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 
@@ -13,6 +14,10 @@ struct Config {
     // NARs are stored as chunks of at most this many uncompressed bytes.
     size_t max_chunk_size = 8 << 20;
     int zstd_level = 3;
+    // How long a replica may answer from memory: cache settings and found
+    // narinfos (positive), and absent ones (negative). 0 disables.
+    std::chrono::milliseconds lookup_ttl{5000};
+    std::chrono::milliseconds negative_ttl{1000};
 };
 
 }  // namespace larder::cache

@@ -29,12 +29,14 @@ nix::NarInfo to_nar_info(const db::ObjectRow& o) {
                       .file_hash = *crypto::parse_hash(o.nar.file_hash),
                       .file_size = o.nar.file_size,
                       .nar_hash = *crypto::parse_hash(o.nar.nar_hash),
-                      .nar_size = o.nar.nar_size};
+                      .nar_size = o.nar.nar_size,
+                      .references = {},
+                      .deriver = std::nullopt,
+                      .system = o.system,
+                      .sigs = o.sigs,
+                      .ca = o.ca};
     for (const auto& r : o.references) info.references.push_back(parse_path(r));
     if (!o.deriver.empty()) info.deriver = parse_path(o.deriver);
-    info.system = o.system;
-    info.sigs = o.sigs;
-    info.ca = o.ca;
     return info;
 }
 
@@ -67,7 +69,27 @@ Result<db::CacheRow> CacheService::create_cache(std::string_view name, const Cac
     row.priority = s.priority.value_or(40);
     row.upstream_keys = s.upstream_keys.value_or(std::vector<std::string>{"cache.nixos.org-1"});
     auto key = crypto::SecretKey::generate(fmt::format("{}-{}-1", m_config.key_prefix, name));
-    return m_db.create_cache(row, db::KeyRow{0, 0, key.to_string(), key.public_key().to_string(), true});
+    TRY_ASSIGN(auto created, m_db.create_cache(row, db::KeyRow{0, 0, key.to_string(), key.public_key().to_string(), true}));
+    forget_cache(name);
+    return created;
+}
+
+Result<db::CacheRow> CacheService::cache(std::string_view name) {
+    std::string key(name);
+    auto memo = m_caches.get(key);
+    if (!memo) {
+        auto row = m_db.get_cache(name);
+        if (!row && row.error().code != ErrorCode::not_found) return row;
+        memo = row ? std::optional<db::CacheRow>(std::move(*row)) : std::nullopt;
+        m_caches.put(key, *memo, *memo ? m_config.lookup_ttl : m_config.negative_ttl);
+    }
+    if (!*memo) return fail(ErrorCode::not_found, fmt::format("no cache named '{}'", printable(name, 64)));
+    return **memo;
+}
+
+void CacheService::forget_cache(std::string_view name) {
+    m_caches.erase(std::string(name));
+    m_narinfos.clear();
 }
 
 Result<db::CacheRow> CacheService::configure(std::string_view name, const CacheSettings& s) {
@@ -76,12 +98,15 @@ Result<db::CacheRow> CacheService::configure(std::string_view name, const CacheS
     if (s.priority) row.priority = *s.priority;
     if (s.upstream_keys) row.upstream_keys = *s.upstream_keys;
     TRY(m_db.update_cache(row));
+    forget_cache(name);
     return row;
 }
 
 Result<void> CacheService::delete_cache(std::string_view name) {
     TRY_ASSIGN(auto row, m_db.get_cache(name));
-    return m_db.delete_cache(row.id);
+    TRY(m_db.delete_cache(row.id));
+    forget_cache(name);
+    return ok();
 }
 
 Result<std::vector<crypto::PublicKey>> CacheService::public_keys(const db::CacheRow& cache) {
@@ -114,6 +139,7 @@ Result<crypto::PublicKey> CacheService::rotate_key(const db::CacheRow& cache) {
         info.sign(key, cache.store_dir);
         TRY(m_db.set_object_sigs(o.id, info.sigs));
     }
+    m_narinfos.clear();
     return key.public_key();
 }
 
@@ -122,9 +148,15 @@ std::string CacheService::cache_info(const db::CacheRow& cache) const {
 }
 
 Result<std::string> CacheService::narinfo(const db::CacheRow& cache, std::string_view hash_part) {
-    TRY_ASSIGN(auto object, m_db.find_object(cache.id, hash_part));
-    if (!object) return fail(ErrorCode::not_found, "no such path in this cache");
-    return to_nar_info(*object).render(cache.store_dir);
+    auto key = fmt::format("{}/{}", cache.id, hash_part);
+    auto memo = m_narinfos.get(key);
+    if (!memo) {
+        TRY_ASSIGN(auto object, m_db.find_object(cache.id, hash_part));
+        memo = object ? std::optional<std::string>(to_nar_info(*object).render(cache.store_dir)) : std::nullopt;
+        m_narinfos.put(key, *memo, *memo ? m_config.lookup_ttl : m_config.negative_ttl);
+    }
+    if (!*memo) return fail(ErrorCode::not_found, "no such path in this cache");
+    return std::move(**memo);
 }
 
 Result<db::NarRow> CacheService::served_nar(const db::CacheRow& cache, std::string_view file) {
@@ -296,7 +328,9 @@ Result<void> CacheService::add_narinfo(const db::CacheRow& cache, std::string_vi
     object.system = info.system;
     object.ca = info.ca;
     object.sigs = info.sigs;
-    return m_db.put_object(object);
+    TRY(m_db.put_object(object));
+    m_narinfos.erase(fmt::format("{}/{}", cache.id, hash_part));
+    return ok();
 }
 
 Result<std::vector<std::string>> CacheService::missing_paths(const db::CacheRow& cache,

@@ -10,6 +10,7 @@
 
 #include "blob/blob_store.hpp"
 #include "cache/config.hpp"
+#include "cache/lookup_cache.hpp"
 #include "cache/upload.hpp"
 #include "crypto/keys.hpp"
 #include "db/metadata_store.hpp"
@@ -28,7 +29,7 @@ public:
 
     // Caches.
     Result<db::CacheRow> create_cache(std::string_view name, const CacheSettings& settings);
-    Result<db::CacheRow> cache(std::string_view name) { return m_db.get_cache(name); }
+    Result<db::CacheRow> cache(std::string_view name);
     Result<std::vector<db::CacheRow>> list_caches() { return m_db.list_caches(); }
     Result<db::CacheRow> configure(std::string_view name, const CacheSettings& settings);
     Result<void> delete_cache(std::string_view name);
@@ -68,9 +69,13 @@ public:
 private:
     Result<crypto::SecretKey> signing_key(const db::CacheRow& cache);
 
+    void forget_cache(std::string_view name);
+
     Config m_config;
     db::MetadataStore& m_db;
     blob::BlobStore& m_blobs;
+    LookupCache<std::optional<db::CacheRow>> m_caches;   // by name; nullopt: no such cache
+    LookupCache<std::optional<std::string>> m_narinfos;  // by "<cache id>/<hash>"
 };
 
 // Cache names: 1-64 of [a-z0-9._-], starting with a letter or digit, and not

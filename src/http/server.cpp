@@ -7,7 +7,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/ssl.hpp>
@@ -75,10 +75,15 @@ asio::awaitable<void> tls_connection(tcp::socket socket, asio::ssl::context& tls
     co_await stream.async_shutdown(k_use_tuple);
 }
 
-asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, asio::io_context& ioc, asio::ssl::context* tls,
-                                  Handler& handler, const ServerConfig& config, ServerState& state) {
+// Connections are spread over the io_contexts round robin; each context is
+// run by one thread, so a connection needs no strand and no locking.
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::vector<std::unique_ptr<asio::io_context>>& contexts,
+                                  asio::ssl::context* tls, Handler& handler, const ServerConfig& config,
+                                  ServerState& state) {
+    size_t next = 0;
     for (;;) {
-        auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), k_use_tuple);
+        auto& ioc = *contexts[next++ % contexts.size()];
+        auto [ec, socket] = co_await acceptor.async_accept(ioc, k_use_tuple);
         if (ec) {
             if (!acceptor.is_open()) co_return;
             spdlog::warn("accept failed: {}", ec.message());
@@ -119,7 +124,13 @@ Result<void> run_server(const ServerConfig& config, Handler& handler,
     TRY_ASSIGN(auto endpoint, parse_listen(config.listen));
     TRY_ASSIGN(auto tls, make_tls(config));
     unsigned threads = config.threads ? config.threads : std::max(1u, std::thread::hardware_concurrency());
-    asio::io_context ioc(static_cast<int>(threads));
+    std::vector<std::unique_ptr<asio::io_context>> contexts;
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+    for (unsigned i = 0; i < threads; ++i) {
+        contexts.push_back(std::make_unique<asio::io_context>(1));
+        guards.push_back(asio::make_work_guard(*contexts.back()));
+    }
+    auto& ioc = *contexts.front();
     tcp::acceptor acceptor(ioc);
     boost::system::error_code ec;
     acceptor.open(endpoint.protocol(), ec);
@@ -131,7 +142,8 @@ Result<void> run_server(const ServerConfig& config, Handler& handler,
     on_listening(fmt::format("{}://{}:{}", tls ? "https" : "http", bound.address().to_string(), bound.port()));
 
     ServerState state;
-    asio::co_spawn(ioc, accept_loop(acceptor, ioc, tls ? &*tls : nullptr, handler, config, state), asio::detached);
+    asio::co_spawn(ioc, accept_loop(acceptor, contexts, tls ? &*tls : nullptr, handler, config, state),
+                   asio::detached);
 
     // SIGTERM/SIGINT: stop accepting, wait for requests in flight, stop.
     asio::signal_set signals(ioc, SIGINT, SIGTERM);
@@ -140,7 +152,7 @@ Result<void> run_server(const ServerConfig& config, Handler& handler,
     std::function<void()> wait_drained = [&] {
         if (state.in_flight == 0 || std::chrono::steady_clock::now() >= *deadline) {
             spdlog::info("stopped ({} requests were still in flight)", state.in_flight.load());
-            ioc.stop();
+            for (auto& c : contexts) c->stop();
             return;
         }
         drain.expires_after(std::chrono::milliseconds(50));
@@ -156,7 +168,7 @@ Result<void> run_server(const ServerConfig& config, Handler& handler,
     });
 
     std::vector<std::thread> pool;
-    for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&] { ioc.run(); });
+    for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&, i] { contexts[i]->run(); });
     ioc.run();
     for (auto& t : pool) t.join();
     return ok();

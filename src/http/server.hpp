@@ -18,6 +18,7 @@ struct ServerConfig {
     std::chrono::seconds body_timeout{60};    // between two pieces of a body
     std::chrono::seconds send_timeout{300};   // to send one piece of a response
     std::chrono::seconds shutdown_grace{30};  // for requests in flight at SIGTERM
+    bool log_requests = true;  // one line per request (without query strings)
     std::string tls_certificate;  // PEM files; both set: HTTPS
     std::string tls_key;
 };

@@ -19,7 +19,7 @@ namespace bhttp = boost::beast::http;
 namespace {
 
 constexpr auto k_use_tuple = asio::as_tuple(asio::use_awaitable);
-constexpr size_t k_piece = 256 * 1024;
+constexpr size_t k_piece = 1024 * 1024;
 
 Method method_of(bhttp::verb v) {
     switch (v) {
@@ -201,7 +201,8 @@ public:
             bool sent = co_await write(response, request.method == Method::head, version, keep_alive);
             auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
             // The target is logged without its query, which could carry secrets.
-            spdlog::info("{} {} {} {} {:.1f}ms", m_remote, bhttp::to_string(msg.method()),
+            if (m_config.log_requests)
+                spdlog::info("{} {} {} {} {:.1f}ms", m_remote, bhttp::to_string(msg.method()),
                          std::string_view(request.target).substr(0, request.target.find('?')), response.status, ms);
             if (!sent || response.close || !keep_alive) co_return;
         }

@@ -8,7 +8,12 @@ set -euo pipefail
 export NIX_CONFIG=$'sandbox = false\nbuild-users-group =\nexperimental-features = nix-command\nsubstituters =\nrequire-sigs = true'
 TMP=$(mktemp -d /tmp/larder-e2e.XXXXXX)
 export XDG_CACHE_HOME=$TMP/xdg-cache   # Nix's narinfo cache, fresh per test
-cleanup() { [ -n "${KEEP_TMP:-}" ] && return; chmod -R u+w "$TMP" 2>/dev/null || true; rm -rf "$TMP"; }
+cleanup() {
+    if [ -n "${SERVER_PID:-}" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+    if [ -n "${KEEP_TMP:-}" ]; then return 0; fi
+    chmod -R u+w "$TMP" 2>/dev/null || true
+    rm -rf "$TMP"
+}
 trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }

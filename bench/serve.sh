@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# larder serve against nginx serving a `nix copy --to file://` cache of the
+# same closure (the medium corpus), measured in the same run with wrk:
+# narinfo hits, narinfo misses, one large NAR over 1 and 16 connections, and
+# larder's memory while 16 clients download that NAR.
+#   bench/serve.sh [seconds-per-run]   (needs nginx and wrk: scripts/deps.sh --bench)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-5}
+export LARDER=$PWD/build/release/larder LARDER_SOURCE=$PWD
+[ -x "$LARDER" ] || scripts/build.sh release > /dev/null
+source tests/e2e/lib.sh
+export NIX_CONFIG="$NIX_CONFIG"$'\n'"require-sigs = false"
+
+root=$(bash tests/e2e/make_corpus.sh medium)
+mapfile -t paths < <(nix-store -qR "$root")
+
+# Larder: a public cache, so both servers answer anonymous GETs.
+# Request logging off on both sides (nginx: access_log off).
+printf 'log_requests = false\n' > "$TMP/larder.toml"
+start_server "$TMP/larder" --config "$TMP/larder.toml" > /dev/null
+printf 'machine 127.0.0.1 password %s\n' "$ADMIN_TOKEN" > "$TMP/netrc"
+"$LARDER" cache configure main --public --server "$URL" --token "$ADMIN_TOKEN" > /dev/null
+nix copy --option netrc-file "$TMP/netrc" --to "$URL/main?compression=zstd" "$root" 2> /dev/null
+LARDER_URL=$URL/main
+
+# nginx: the same closure as files.
+nix copy --to "file://$TMP/files?compression=zstd" "$root" 2> /dev/null
+nginx_port=$((PORT + 1))
+mkdir -p "$TMP/nginx"
+cat > "$TMP/nginx/nginx.conf" <<NGINX
+user root;
+worker_processes $(nproc);
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000;
+    default_type application/octet-stream;
+    client_body_temp_path $TMP/nginx;
+    proxy_temp_path $TMP/nginx;
+    fastcgi_temp_path $TMP/nginx;
+    uwsgi_temp_path $TMP/nginx;
+    scgi_temp_path $TMP/nginx;
+    server { listen 127.0.0.1:$nginx_port; root $TMP/files; }
+}
+NGINX
+nginx -c "$TMP/nginx/nginx.conf"
+trap 'kill $(cat "$TMP/nginx/nginx.pid") 2>/dev/null; cleanup' EXIT
+NGINX_URL=http://127.0.0.1:$nginx_port
+
+# The narinfo URLs of every path (hits) and of absent paths (misses).
+for p in "${paths[@]}"; do basename "$p" | cut -c1-32; done > "$TMP/hashes"
+cat > "$TMP/narinfo.lua" <<'LUA'
+local hashes = {}
+for line in io.lines(os.getenv("HASHES")) do hashes[#hashes + 1] = line end
+local i = 0
+request = function()
+  i = i + 1
+  local h = hashes[(i % #hashes) + 1]
+  if os.getenv("MISS") then h = "0000000000000000" .. string.sub(h, 17) end
+  return wrk.format("GET", os.getenv("PREFIX") .. "/" .. h .. ".narinfo")
+end
+LUA
+rps() {  # PREFIX-URL CONNECTIONS [MISS]
+    HASHES=$TMP/hashes PREFIX=$(echo "$1" | sed 's|^http://[^/]*||') MISS=${3:-} \
+        wrk -t "$(( $2 < 2 ? 1 : 2 ))" -c "$2" -d "${secs}s" -s "$TMP/narinfo.lua" "$1" | awk '/Requests\/sec/ {print $2}'
+}
+throughput() {  # URL CONNECTIONS -> MB/s
+    wrk -t "$(( $2 < 2 ? 1 : 2 ))" -c "$2" -d "${secs}s" "$1" | awk '/Transfer\/sec/ {
+        v = $2; u = substr(v, length(v) - 1); n = substr(v, 1, length(v) - 2);
+        if (u == "GB") n *= 1024; if (u == "KB") n /= 1024; print n }'
+}
+ratio() { echo "scale=2; $1 / $2" | bc -l; }
+
+# Check both serve what they should before timing them.
+h0=$(head -1 "$TMP/hashes")
+curl -sf "$LARDER_URL/$h0.narinfo" > /dev/null && curl -sf "$NGINX_URL/$h0.narinfo" > /dev/null
+
+# The largest NAR of the closure.
+big=$(nix path-info --json "${paths[@]}" | jq -r 'max_by(.narSize) | .path')
+bh=$(basename "$big" | cut -c1-32)
+larder_nar=$LARDER_URL/$(curl -sf "$LARDER_URL/$bh.narinfo" | sed -n 's/^URL: //p')
+nginx_nar=$NGINX_URL/$(sed -n 's/^URL: //p' "$TMP/files/$bh.narinfo")
+nar_mb=$(( $(nix path-info --json "$big" | jq '.[0].narSize') / 1000000 ))
+
+printf '%-34s %12s %12s %8s\n' "benchmark (${secs}s each, $(nproc) cores)" larder nginx ratio
+for c in 1 16; do
+    l=$(rps "$LARDER_URL" $c); n=$(rps "$NGINX_URL" $c)
+    printf '%-34s %12.0f %12.0f %7sx\n' "narinfo hits, $c conn (req/s)" "$l" "$n" "$(ratio "$l" "$n")"
+done
+l=$(rps "$LARDER_URL" 16 miss); n=$(rps "$NGINX_URL" 16 miss)
+printf '%-34s %12.0f %12.0f %7sx\n' "narinfo misses, 16 conn (req/s)" "$l" "$n" "$(ratio "$l" "$n")"
+for c in 1 16; do
+    l=$(throughput "$larder_nar" $c); n=$(throughput "$nginx_nar" $c)
+    printf '%-34s %12.0f %12.0f %7sx\n' "${nar_mb} MB NAR, $c conn (MB/s)" "$l" "$n" "$(ratio "$l" "$n")"
+done
+
+# Memory while 16 clients download the large NAR at once.
+rss() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$SERVER_PID/status"; }
+idle=$(rss)
+pids=()
+for i in $(seq 16); do curl -sf -o /dev/null "$larder_nar" & pids+=($!); done
+peak=$idle
+running() { for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+while running; do r=$(rss); [ "$r" -gt "$peak" ] && peak=$r; sleep 0.05; done
+printf 'larder RSS: %d MB idle, %d MB peak during 16 concurrent downloads of the %d MB NAR\n' "$idle" "$peak" "$nar_mb"
