@@ -4,17 +4,14 @@
 
 #include <fmt/core.h>
 
+#include "util/strings.hpp"
+
 namespace larder::blob {
 
 std::unique_ptr<BlobStore> make_local_store(std::filesystem::path root);  // local_store.cpp
 
 Result<std::unique_ptr<BlobStore>> open_blob_store(std::string_view url) {
-    std::string_view path = url;
-    if (url.starts_with("file://")) path.remove_prefix(7);
-    else if (url.find("://") != std::string_view::npos)
-        return fail(ErrorCode::invalid_input,
-                    fmt::format("unsupported storage URL scheme in '{}' (supported: file://)",
-                                url.substr(0, url.find("://") + 3)));
+    TRY_ASSIGN(auto path, strip_scheme(url, "file", "storage"));
     if (path.empty() || path.front() != '/')
         return fail(ErrorCode::invalid_input, "storage path must be absolute");
     std::error_code ec;

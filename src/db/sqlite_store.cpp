@@ -629,12 +629,7 @@ private:
 }  // namespace
 
 Result<std::unique_ptr<MetadataStore>> open_metadata_store(std::string_view url) {
-    std::string_view path = url;
-    if (url.starts_with("sqlite://")) path.remove_prefix(9);
-    else if (url.find("://") != std::string_view::npos)
-        return fail(ErrorCode::invalid_input,
-                    fmt::format("unsupported database URL scheme in '{}' (supported: sqlite://)",
-                                url.substr(0, url.find("://") + 3)));
+    TRY_ASSIGN(auto path, strip_scheme(url, "sqlite", "database"));
     auto store = std::make_unique<SqliteStore>(std::string(path));
     TRY(store->open());
     return std::unique_ptr<MetadataStore>(std::move(store));

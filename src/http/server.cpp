@@ -22,13 +22,11 @@
 
 namespace larder::http {
 
-namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 
 namespace {
 
-constexpr auto k_use_tuple = asio::as_tuple(asio::use_awaitable);
 
 Result<tcp::endpoint> parse_listen(std::string_view listen) {
     auto colon = listen.rfind(':');

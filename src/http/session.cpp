@@ -12,13 +12,11 @@
 
 namespace larder::http {
 
-namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 
 namespace {
 
-constexpr auto k_use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t k_piece = 1024 * 1024;
 
 Method method_of(bhttp::verb v) {

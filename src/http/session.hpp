@@ -3,11 +3,17 @@
 
 #include <atomic>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "http/server.hpp"
 
 namespace larder::http {
+
+namespace asio = boost::asio;
+// Completion token for coroutines that inspect error codes instead of catching.
+inline constexpr auto k_use_tuple = asio::as_tuple(asio::use_awaitable);
 
 struct ServerState {
     std::atomic<int> in_flight{0};

@@ -24,6 +24,14 @@ std::optional<uint64_t> parse_u64(std::string_view s) {
     return value;
 }
 
+Result<std::string_view> strip_scheme(std::string_view url, std::string_view scheme, std::string_view kind) {
+    auto sep = url.find("://");
+    if (sep == std::string_view::npos) return url;
+    if (url.substr(0, sep) == scheme) return url.substr(sep + 3);
+    return fail(ErrorCode::invalid_input, fmt::format("unsupported {} URL scheme '{}://' (supported: {}://)", kind,
+                                                      printable(url.substr(0, sep), 32), scheme));
+}
+
 std::string printable(std::string_view s, size_t max_len) {
     std::string out;
     for (size_t i = 0; i < s.size(); ++i) {

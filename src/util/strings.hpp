@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "util/result.hpp"
+
 namespace larder {
 
 std::vector<std::string_view> split(std::string_view s, char sep);
@@ -14,6 +16,10 @@ std::vector<std::string_view> split(std::string_view s, char sep);
 // Plain decimal digits only (no sign, no spaces), as Nix's string2Int accepts
 // for sizes; nullopt on anything else or on overflow.
 std::optional<uint64_t> parse_u64(std::string_view s);
+
+// The rest of "<scheme>://rest", or `url` itself when it has no scheme;
+// another scheme is an error naming `kind` ("storage", "database").
+Result<std::string_view> strip_scheme(std::string_view url, std::string_view scheme, std::string_view kind);
 
 // Makes untrusted text safe to quote in an error message: non-printable bytes
 // become \xNN, and long text is cut.
