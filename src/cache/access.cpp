@@ -116,6 +116,7 @@ Result<void> Access::revoke_token(int64_t id) {
 Result<Principal> Access::authenticate(std::string_view authorization, int64_t now) {
     if (authorization.empty()) return Principal{};
     TRY_ASSIGN(auto secret, token_of(authorization));
+    if (secret.empty()) return Principal{};  // e.g. Basic with an empty password
     TRY_ASSIGN(auto row, m_db.find_token(hash_secret(secret)));
     if (!row) return unauthorized("invalid token");
     if (row->revoked_at) return unauthorized("token has been revoked");

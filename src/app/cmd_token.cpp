@@ -1,0 +1,118 @@
+// larder token create|list|revoke, over the JSON API.
+#include <iostream>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "app/commands.hpp"
+#include "client/login.hpp"
+#include "util/strings.hpp"
+
+namespace larder::app {
+
+namespace {
+
+using json = nlohmann::json;
+
+struct TokenOptions {
+    ClientOptions client;
+    std::string name;
+    std::string caches;
+    bool pull = false, push = false, del = false, admin = false;
+    std::string expires;
+    int64_t id = 0;
+    bool json_output = false;
+};
+
+// "90d", "12h", "30m", "45s", "2w" -> seconds.
+Result<int64_t> parse_duration(std::string_view text) {
+    if (text.empty()) return fail(ErrorCode::invalid_input, "empty duration");
+    int64_t unit = 1;
+    switch (text.back()) {
+        case 's': unit = 1; break;
+        case 'm': unit = 60; break;
+        case 'h': unit = 3600; break;
+        case 'd': unit = 86400; break;
+        case 'w': unit = 7 * 86400; break;
+        default: unit = 0;
+    }
+    auto digits = unit ? text.substr(0, text.size() - 1) : text;
+    auto n = parse_u64(digits);
+    if (!n || *n == 0 || *n > 100000000)
+        return fail(ErrorCode::invalid_input,
+                    fmt::format("invalid duration '{}': use a number with s, m, h, d or w, e.g. 90d", text));
+    return static_cast<int64_t>(*n) * (unit ? unit : 1);
+}
+
+Result<json> call(const TokenOptions& o, std::string_view method, std::string_view path, const json& body = {}) {
+    TRY_ASSIGN(auto login, client::resolve_login(o.client.server, o.client.token));
+    TRY_ASSIGN(auto text, client::expect_success(client::send(login, method, path, body.is_null() ? "" : body.dump())));
+    auto j = json::parse(text, nullptr, false);
+    if (j.is_discarded()) return fail(ErrorCode::corrupt, "the server's answer is not JSON");
+    return j;
+}
+
+Result<void> run(const TokenOptions& o, std::string_view verb) {
+    if (verb == "create") {
+        json body{{"name", o.name}, {"caches", o.caches}, {"pull", o.pull}, {"push", o.push},
+                  {"delete", o.del}, {"admin", o.admin}};
+        if (!o.expires.empty()) {
+            TRY_ASSIGN(auto seconds, parse_duration(o.expires));
+            body["expires_in"] = seconds;
+        }
+        TRY_ASSIGN(auto t, call(o, "POST", "/api/v1/tokens", body));
+        if (o.json_output) std::cout << t.dump(2) << "\n";
+        else
+            std::cout << fmt::format("token {} (id {}) created; this is the only time its secret is shown:\n{}\n",
+                                     t.value("name", ""), t.value("id", 0), t.value("secret", ""));
+        return ok();
+    }
+    if (verb == "list") {
+        TRY_ASSIGN(auto list, call(o, "GET", "/api/v1/tokens"));
+        if (o.json_output) {
+            std::cout << list.dump(2) << "\n";
+            return ok();
+        }
+        for (const auto& t : list) {
+            const auto& s = t["scope"];
+            std::string perms;
+            for (auto p : {"pull", "push", "delete", "admin"})
+                if (s.value(p, false)) perms += std::string(perms.empty() ? "" : ",") + p;
+            std::cout << fmt::format("{:>4}  {:<20} caches={:<12} {:<22} {}\n", t.value("id", 0), t.value("name", ""),
+                                     s.value("caches", ""), perms,
+                                     !t["revoked_at"].is_null() ? "revoked"
+                                     : !t["expires_at"].is_null() ? fmt::format("expires_at={}", t["expires_at"].get<int64_t>())
+                                                                  : "");
+        }
+        return ok();
+    }
+    TRY(call(o, "DELETE", fmt::format("/api/v1/tokens/{}", o.id)));
+    if (!o.json_output) std::cout << fmt::format("revoked token {}\n", o.id);
+    return ok();
+}
+
+}  // namespace
+
+void add_token_commands(CLI::App& app) {
+    auto* token = app.add_subcommand("token", "Create, list and revoke access tokens");
+    token->require_subcommand(1);
+    for (std::string verb : {"create", "list", "revoke"}) {
+        auto o = std::make_shared<TokenOptions>();
+        auto* cmd = token->add_subcommand(verb);
+        if (verb == "create") {
+            cmd->add_option("name", o->name, "What the token is for, e.g. ci")->required();
+            cmd->add_option("--cache", o->caches, "Cache name or pattern such as team-*")->required();
+            cmd->add_flag("--pull", o->pull, "May read private caches");
+            cmd->add_flag("--push", o->push, "May upload");
+            cmd->add_flag("--delete", o->del, "May delete");
+            cmd->add_flag("--admin", o->admin, "May configure caches and tokens");
+            cmd->add_option("--expires", o->expires, "Lifetime, e.g. 30d, 12h");
+        }
+        if (verb == "revoke") cmd->add_option("id", o->id, "Token id (see token list)")->required();
+        cmd->add_flag("--json", o->json_output, "Print JSON");
+        add_client_options(*cmd, o->client);
+        cmd->callback([o, verb] { report(run(*o, verb)); });
+    }
+}
+
+}  // namespace larder::app
