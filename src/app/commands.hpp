@@ -16,6 +16,7 @@ void add_serve_command(CLI::App& app);
 void add_cache_commands(CLI::App& app);
 void add_login_command(CLI::App& app);
 void add_token_commands(CLI::App& app);
+void add_use_command(CLI::App& app);
 
 // --server and --token, shared by every client command.
 struct ClientOptions {

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
     larder::app::add_cache_commands(app);
     larder::app::add_login_command(app);
     larder::app::add_token_commands(app);
+    larder::app::add_use_command(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -1,0 +1,161 @@
+// larder use CACHE [--dry-run] [--nixos] [--remove]: point this machine's Nix
+// at a cache (substituter, trusted key, netrc with the token).
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "app/commands.hpp"
+#include "client/login.hpp"
+#include "client/nix_config.hpp"
+#include "util/file.hpp"
+
+namespace larder::app {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct UseOptions {
+    ClientOptions client;
+    std::string cache;
+    bool dry_run = false;
+    bool nixos = false;
+    bool remove = false;
+};
+
+struct Targets {
+    fs::path conf;
+    fs::path netrc;
+    bool root;
+};
+
+Targets targets() {
+    if (::geteuid() == 0) {
+        const char* dir = std::getenv("NIX_CONF_DIR");
+        fs::path base = dir && *dir ? dir : "/etc/nix";
+        return {base / "nix.conf", base / "netrc", true};
+    }
+    const char* xdg = std::getenv("XDG_CONFIG_HOME");
+    const char* home = std::getenv("HOME");
+    fs::path base = xdg && *xdg ? fs::path(xdg) : fs::path(home ? home : ".") / ".config";
+    return {base / "nix/nix.conf", base / "nix/netrc", false};
+}
+
+bool nix_has_extra_settings() {
+    FILE* p = ::popen("nix --version 2>/dev/null", "r");
+    if (!p) return true;
+    char buf[128] = {};
+    size_t n = std::fread(buf, 1, sizeof buf - 1, p);
+    ::pclose(p);
+    auto v = client::parse_nix_version(std::string_view(buf, n));
+    return !v || *v >= std::pair{2, 4};
+}
+
+std::string host_of(std::string_view url) {
+    auto rest = url.substr(url.find("://") == std::string_view::npos ? 0 : url.find("://") + 3);
+    rest = rest.substr(0, rest.find('/'));
+    if (rest.starts_with('[')) return std::string(rest.substr(0, rest.find(']') + 1));
+    return std::string(rest.substr(0, rest.find(':')));
+}
+
+Result<std::string> read_or_empty(const fs::path& p) {
+    auto text = read_file(p);
+    if (!text && text.error().code == ErrorCode::not_found) return std::string();
+    return text;
+}
+
+// Writes `after` (or removes the file when it became empty); with --dry-run
+// prints what would change instead, the token masked.
+Result<bool> apply(const fs::path& path, const std::string& before, const std::string& after, mode_t mode,
+                   bool dry_run, const std::string& token) {
+    if (before == after) return false;
+    if (dry_run) {
+        auto mask = [&](std::string s) {
+            if (!token.empty())
+                for (size_t pos; (pos = s.find(token)) != std::string::npos;) s.replace(pos, token.size(), "<token>");
+            return s;
+        };
+        std::cout << fmt::format("--- {} (before)\n{}+++ {} (after)\n{}", path.string(), mask(before), path.string(),
+                                 mask(after));
+        return true;
+    }
+    std::error_code ec;
+    if (after.empty()) {
+        fs::remove(path, ec);
+        return true;
+    }
+    fs::create_directories(path.parent_path(), ec);
+    TRY(write_file_atomic(path, after, mode));
+    return true;
+}
+
+Result<void> use(const UseOptions& o) {
+    TRY_ASSIGN(auto login, client::resolve_login(o.client.server, o.client.token));
+    auto t = targets();
+    if (o.remove) {
+        TRY_ASSIGN(auto conf, read_or_empty(t.conf));
+        TRY_ASSIGN(auto netrc, read_or_empty(t.netrc));
+        auto host = host_of(login.url);
+        auto new_conf = client::without_cache_block(conf, o.cache);
+        // The netrc line may serve other caches of the same server.
+        bool host_still_used = new_conf.find(fmt::format("://{}", host)) != std::string::npos;
+        auto new_netrc = host_still_used ? netrc : client::without_netrc_entry(netrc, host);
+        TRY_ASSIGN(bool c1, apply(t.conf, conf, new_conf, 0644, o.dry_run, login.token));
+        TRY_ASSIGN(bool c2, apply(t.netrc, netrc, new_netrc, 0600, o.dry_run, login.token));
+        if (!o.dry_run) std::cout << (c1 || c2 ? fmt::format("removed cache '{}' from {}\n", o.cache, t.conf.string())
+                                               : "nothing to remove\n");
+        return ok();
+    }
+    TRY_ASSIGN(auto text, client::expect_success(client::send(login, "GET", "/api/v1/caches/" + o.cache)));
+    auto info = nlohmann::json::parse(text, nullptr, false);
+    if (info.is_discarded() || !info["url"].is_string() || !info["public_key"].is_string())
+        return fail(ErrorCode::corrupt, "the server's cache description lacks url or public_key");
+    auto url = info["url"].get<std::string>();
+    auto key = info["public_key"].get<std::string>();
+    auto host = host_of(url);
+    if (o.nixos) {
+        std::cout << fmt::format(
+            "# NixOS: add to configuration.nix, then put the token in /etc/nix/netrc (mode 0600):\n"
+            "#   machine {} login larder password <token>\n"
+            "{{\n  nix.settings.substituters = [ \"{}\" ];\n  nix.settings.trusted-public-keys = [ \"{}\" ];\n"
+            "  nix.settings.netrc-file = \"/etc/nix/netrc\";\n}}\n",
+            host, url, key);
+        return ok();
+    }
+    client::CacheConfig cfg{o.cache, url, key, t.netrc.string(), nix_has_extra_settings()};
+    TRY_ASSIGN(auto conf, read_or_empty(t.conf));
+    TRY_ASSIGN(auto netrc, read_or_empty(t.netrc));
+    auto new_conf = client::with_cache_block(conf, cfg);
+    auto new_netrc = login.token.empty() ? netrc : client::with_netrc_entry(netrc, host, login.token);
+    TRY_ASSIGN(bool c1, apply(t.conf, conf, new_conf, 0644, o.dry_run, login.token));
+    TRY_ASSIGN(bool c2, apply(t.netrc, netrc, new_netrc, 0600, o.dry_run, login.token));
+    if (o.dry_run) return ok();
+    std::cout << (c1 || c2 ? fmt::format("configured Nix to use {} (key {}) in {}\n", url, key, t.conf.string())
+                           : fmt::format("{} already uses {}\n", t.conf.string(), url));
+    if (!t.root)
+        std::cout << "note: the Nix daemon honours substituters and trusted-public-keys from a user's "
+                     "nix.conf only if that user is in trusted-users; otherwise run `sudo larder use "
+                  << o.cache << "` (or add the cache to trusted-substituters).\n";
+    return ok();
+}
+
+}  // namespace
+
+void add_use_command(CLI::App& app) {
+    auto o = std::make_shared<UseOptions>();
+    auto* cmd = app.add_subcommand("use", "Configure this machine's Nix to substitute from a cache");
+    cmd->add_option("cache", o->cache, "Cache name")->required();
+    cmd->add_flag("--dry-run", o->dry_run, "Show the changes without making them");
+    cmd->add_flag("--nixos", o->nixos, "Print a NixOS module snippet instead");
+    cmd->add_flag("--remove", o->remove, "Undo what `larder use CACHE` added");
+    add_client_options(*cmd, o->client);
+    cmd->callback([o] { report(use(*o)); });
+}
+
+}  // namespace larder::app
