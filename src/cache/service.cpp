@@ -333,6 +333,13 @@ Result<void> CacheService::add_narinfo(const db::CacheRow& cache, std::string_vi
     return ok();
 }
 
+Result<void> CacheService::delete_path(const db::CacheRow& cache, std::string_view hash_part) {
+    TRY_ASSIGN(bool deleted, m_db.delete_object(cache.id, hash_part));
+    m_narinfos.erase(fmt::format("{}/{}", cache.id, hash_part));
+    if (!deleted) return fail(ErrorCode::not_found, "no such path in this cache");
+    return ok();
+}
+
 Result<std::vector<std::string>> CacheService::missing_paths(const db::CacheRow& cache,
                                                              const std::vector<std::string>& hash_parts) {
     return m_db.missing_objects(cache.id, hash_parts);

@@ -55,6 +55,9 @@ public:
     // Commits a narinfo PUT by a client: checks it against its uploaded NAR
     // and its references, signs it, makes it visible.
     Result<void> add_narinfo(const db::CacheRow& cache, std::string_view hash_part, std::string_view text);
+    // Removes a store path from the cache (its chunks stay until garbage
+    // collection). not_found if the cache does not have it.
+    Result<void> delete_path(const db::CacheRow& cache, std::string_view hash_part);
     Result<std::vector<std::string>> missing_paths(const db::CacheRow& cache,
                                                    const std::vector<std::string>& hash_parts);
 

@@ -113,6 +113,8 @@ public:
     // Inserts or replaces the object of that hash part.
     virtual Result<void> put_object(const ObjectRow& object) = 0;
     virtual Result<std::vector<ObjectRow>> list_objects(int64_t cache_id) = 0;
+    // Removes the object; false if there was none.
+    virtual Result<bool> delete_object(int64_t cache_id, std::string_view hash_part) = 0;
     virtual Result<void> set_object_sigs(int64_t object_id, const std::vector<std::string>& sigs) = 0;
 
     // Files stored as they came: listings (.ls), build logs, realisations.

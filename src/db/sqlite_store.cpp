@@ -132,6 +132,7 @@ public:
     }
 
     int64_t last_insert_id() const { return sqlite3_last_insert_rowid(m_db); }
+    int changes() const { return sqlite3_changes(m_db); }
 
 private:
     sqlite3* m_db;
@@ -412,6 +413,15 @@ public:
                 if (!row) return rows;
                 rows.push_back(object_row(q));
             }
+        });
+    }
+
+    Result<bool> delete_object(int64_t cache_id, std::string_view hash_part) override {
+        return with_connection([&](Connection& conn) -> Result<bool> {
+            auto q = conn.query("DELETE FROM objects WHERE cache_id = ? AND hash_part = ?");
+            q.bind(cache_id).bind(hash_part);
+            TRY(q.run());
+            return conn.changes() > 0;
         });
     }
 

@@ -89,7 +89,8 @@ Result<Prepared> Handler::prepare(const Request& request) {
     Permission needed;
     if (request.method == Method::get || request.method == Method::head) needed = Permission::pull;
     else if (request.method == Method::put) needed = Permission::push;
-    else return fail(ErrorCode::invalid_input, "method not allowed here (use GET, HEAD or PUT)");
+    else if (request.method == Method::del && p.route.kind == RouteKind::narinfo) needed = Permission::remove;
+    else return fail(ErrorCode::invalid_input, "method not allowed here (use GET, HEAD, PUT, or DELETE on a narinfo)");
 
     auto cache = m_service.cache(p.route.cache);
     if (!cache && cache.error().code != ErrorCode::not_found) return Failure{std::move(cache).error()};
@@ -123,6 +124,10 @@ Result<Response> Handler::handle_cache(const Prepared& p, Request& request) {
             if (put) return text_response(200, "");
             return ok_text(m_service.cache_info(cache), "text/x-nix-cache-info");
         case RouteKind::narinfo:
+            if (request.method == Method::del) {
+                TRY(m_service.delete_path(cache, p.route.name));
+                return text_response(200, "");
+            }
             if (put) {
                 TRY(m_service.add_narinfo(cache, p.route.name, request.body));
                 return text_response(200, "");
