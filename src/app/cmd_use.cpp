@@ -1,5 +1,7 @@
 // larder use CACHE [--dry-run] [--nixos] [--remove]: point this machine's Nix
 // at a cache (substituter, trusted key, netrc with the token).
+#include <grp.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -14,6 +16,7 @@
 #include "client/login.hpp"
 #include "client/nix_config.hpp"
 #include "util/file.hpp"
+#include "util/strings.hpp"
 
 namespace larder::app {
 
@@ -47,14 +50,39 @@ Targets targets() {
     return {base / "nix/nix.conf", base / "nix/netrc", false};
 }
 
-bool nix_has_extra_settings() {
-    FILE* p = ::popen("nix --version 2>/dev/null", "r");
-    if (!p) return true;
-    char buf[128] = {};
-    size_t n = std::fread(buf, 1, sizeof buf - 1, p);
+std::string run_nix(const char* command) {
+    std::string out;
+    FILE* p = ::popen(command, "r");
+    if (!p) return out;
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
     ::pclose(p);
-    auto v = client::parse_nix_version(std::string_view(buf, n));
+    return out;
+}
+
+bool nix_has_extra_settings() {
+    auto v = client::parse_nix_version(run_nix("nix --version 2>/dev/null"));
     return !v || *v >= std::pair{2, 4};
+}
+
+// Whether the daemon will honour this user's substituters and keys: the
+// user, one of its groups (@group) or '*' is in trusted-users.
+bool user_is_trusted() {
+    auto config = run_nix("nix show-config 2>/dev/null");
+    auto pos = config.find("trusted-users = ");
+    if (pos == std::string::npos) return false;
+    auto line = std::string_view(config).substr(pos + 16);
+    line = line.substr(0, line.find('\n'));
+    std::vector<std::string> names{"*"};
+    if (auto* pw = ::getpwuid(::geteuid())) names.emplace_back(pw->pw_name);
+    gid_t groups[256];
+    int count = ::getgroups(256, groups);
+    for (int i = 0; i < count; ++i)
+        if (auto* gr = ::getgrgid(groups[i])) names.push_back(std::string("@") + gr->gr_name);
+    for (auto word : split(line, ' '))
+        for (const auto& n : names)
+            if (word == n) return true;
+    return false;
 }
 
 std::string host_of(std::string_view url) {
@@ -138,10 +166,11 @@ Result<void> use(const UseOptions& o) {
     if (o.dry_run) return ok();
     std::cout << (c1 || c2 ? fmt::format("configured Nix to use {} (key {}) in {}\n", url, key, t.conf.string())
                            : fmt::format("{} already uses {}\n", t.conf.string(), url));
-    if (!t.root)
-        std::cout << "note: the Nix daemon honours substituters and trusted-public-keys from a user's "
-                     "nix.conf only if that user is in trusted-users; otherwise run `sudo larder use "
-                  << o.cache << "` (or add the cache to trusted-substituters).\n";
+    if (!t.root && !user_is_trusted())
+        std::cout << "warning: you are not in trusted-users, so the Nix daemon will ignore the substituter "
+                     "and key written to "
+                  << t.conf.string() << ". Run `sudo larder use " << o.cache
+                  << "` instead, or have root add you to trusted-users.\n";
     return ok();
 }
 

@@ -5,10 +5,13 @@
 source "$(dirname "$0")/lib.sh"
 
 start_server "$TMP/data"
-printf 'machine 127.0.0.1 password %s\n' "$ADMIN_TOKEN" > "$TMP/admin-netrc"
 root=$(bash "$LARDER_SOURCE/tests/e2e/make_corpus.sh" small use-$$)
 mapfile -t closure < <(nix-store -qR "$root")
-nix copy --option netrc-file "$TMP/admin-netrc" --to "$URL/main?compression=zstd" "$root" 2>> "$TMP/nix.log"
+push=$("$LARDER" token create ci --cache main --push --json --server "$URL" --token "$ADMIN_TOKEN" | json_field secret)
+printf 'machine 127.0.0.1 password %s\n' "$push" > "$TMP/push-netrc"
+nix copy --option netrc-file "$TMP/push-netrc" --to "$URL/main?compression=zstd" "$root" 2>> "$TMP/nix.log" \
+    || fail "nix copy with a push token in a netrc"
+pass "nix copy to a private cache with a push token in a netrc"
 pull=$("$LARDER" token create laptop --cache main --pull --json --server "$URL" --token "$ADMIN_TOKEN" | json_field secret)
 
 # The "machine": its own HOME and Nix configuration directory.
