@@ -9,6 +9,8 @@ packages=(
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
   nix-bin openssl ca-certificates bc jq curl sqlite3 zstd
 )
+# --bench adds the baselines the benchmarks compare against.
+[ "${1:-}" = --bench ] && packages+=(nginx-light wrk)
 [ "${1:-}" = --print ] && { printf '%s\n' "${packages[@]}"; exit 0; }
 missing=()
 for p in "${packages[@]}"; do
