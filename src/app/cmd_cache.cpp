@@ -44,10 +44,7 @@ void print_cache(const json& c, bool as_json) {
 
 Result<json> call(const CacheOptions& o, std::string_view method, std::string_view path, const json& body = {}) {
     TRY_ASSIGN(auto login, client::resolve_login(o.client.server, o.client.token));
-    TRY_ASSIGN(auto text, client::expect_success(client::send(login, method, path, body.is_null() ? "" : body.dump())));
-    auto j = json::parse(text, nullptr, false);
-    if (j.is_discarded()) return fail(ErrorCode::corrupt, "the server's answer is not JSON");
-    return j;
+    return client::call_api(login, method, path, body);
 }
 
 Result<void> run(const CacheOptions& o, std::string_view verb) {

@@ -140,9 +140,8 @@ Result<void> use(const UseOptions& o) {
                                                : "nothing to remove\n");
         return ok();
     }
-    TRY_ASSIGN(auto text, client::expect_success(client::send(login, "GET", "/api/v1/caches/" + o.cache)));
-    auto info = nlohmann::json::parse(text, nullptr, false);
-    if (info.is_discarded() || !info["url"].is_string() || !info["public_key"].is_string())
+    TRY_ASSIGN(auto info, client::call_api(login, "GET", "/api/v1/caches/" + o.cache));
+    if (!info["url"].is_string() || !info["public_key"].is_string())
         return fail(ErrorCode::corrupt, "the server's cache description lacks url or public_key");
     auto url = info["url"].get<std::string>();
     auto key = info["public_key"].get<std::string>();

@@ -78,4 +78,12 @@ Result<std::string> expect_success(Result<ApiResponse> response) {
     return fail(code_for_status(r.status), fmt::format("server answered {}: {}", r.status, message));
 }
 
+Result<nlohmann::json> call_api(const ServerLogin& login, std::string_view method, std::string_view path,
+                                const nlohmann::json& body) {
+    TRY_ASSIGN(auto text, expect_success(send(login, method, path, body.is_null() ? "" : body.dump())));
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded()) return fail(ErrorCode::corrupt, "the server's answer is not JSON");
+    return j;
+}
+
 }  // namespace larder::client

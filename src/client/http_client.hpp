@@ -4,6 +4,8 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 #include "util/result.hpp"
 
 namespace larder::client {
@@ -25,5 +27,10 @@ Result<ApiResponse> send(const ServerLogin& login, std::string_view method, std:
 
 // Turns a non-2xx response into an error carrying the server's message.
 Result<std::string> expect_success(Result<ApiResponse> response);
+
+// One JSON API call: the body (if not null) is sent as JSON, a 2xx answer is
+// parsed as JSON, anything else is an error with the server's message.
+Result<nlohmann::json> call_api(const ServerLogin& login, std::string_view method, std::string_view path,
+                                const nlohmann::json& body = {});
 
 }  // namespace larder::client
