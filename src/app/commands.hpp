@@ -17,6 +17,7 @@ void add_cache_commands(CLI::App& app);
 void add_login_command(CLI::App& app);
 void add_token_commands(CLI::App& app);
 void add_use_command(CLI::App& app);
+void add_push_commands(CLI::App& app);
 
 // --server and --token, shared by every client command.
 struct ClientOptions {

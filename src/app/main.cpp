@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
     larder::app::add_login_command(app);
     larder::app::add_token_commands(app);
     larder::app::add_use_command(app);
+    larder::app::add_push_commands(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -300,37 +300,84 @@ Result<void> CacheService::add_narinfo(const db::CacheRow& cache, std::string_vi
                     fmt::format("narinfo for {} refers to '{}', which was not uploaded to cache '{}': "
                                 "upload the NAR first",
                                 info.path.full(cache.store_dir), printable(info.url), cache.name));
-    if (nar->nar_hash != info.nar_hash.to_string() || nar->nar_size != info.nar_size)
-        return fail(ErrorCode::invalid_input,
-                    fmt::format("narinfo for {} says NarHash {} and NarSize {}, but the uploaded NAR has "
-                                "NarHash {} and NarSize {}",
-                                info.path.full(cache.store_dir), info.nar_hash.to_string(), info.nar_size,
-                                nar->nar_hash, nar->nar_size));
-    // The closure must be complete before the path becomes visible.
+    return commit_object(cache, std::move(info), *nar, {});
+}
+
+Result<void> CacheService::check_references(const db::CacheRow& cache, const nix::NarInfo& info,
+                                            const std::vector<std::string>& upstream) {
     std::vector<std::string> refs;
     for (const auto& r : info.references)
-        if (r != info.path) refs.emplace_back(r.hash_part());
+        if (r != info.path && std::find(upstream.begin(), upstream.end(), r.hash_part()) == upstream.end())
+            refs.emplace_back(r.hash_part());
     TRY_ASSIGN(auto missing, m_db.missing_objects(cache.id, refs));
     if (!missing.empty())
         return fail(ErrorCode::invalid_input,
                     fmt::format("cannot add {}: its reference with hash {} is not in cache '{}' "
                                 "(push references first)",
                                 info.path.full(cache.store_dir), missing.front(), cache.name));
+    return ok();
+}
+
+Result<void> CacheService::commit_object(const db::CacheRow& cache, nix::NarInfo info, const db::NarRow& nar,
+                                         const std::vector<std::string>& upstream) {
+    if (nar.nar_hash != info.nar_hash.to_string() || nar.nar_size != info.nar_size)
+        return fail(ErrorCode::invalid_input,
+                    fmt::format("narinfo for {} says NarHash {} and NarSize {}, but the uploaded NAR has "
+                                "NarHash {} and NarSize {}",
+                                info.path.full(cache.store_dir), info.nar_hash.to_string(), info.nar_size,
+                                nar.nar_hash, nar.nar_size));
+    // The closure must be complete before the path becomes visible.
+    TRY(check_references(cache, info, upstream));
     TRY_ASSIGN(auto key, signing_key(cache));
     info.sign(key, cache.store_dir);
     db::ObjectRow object;
     object.cache_id = cache.id;
     object.hash_part = info.path.hash_part();
     object.store_path = info.path.base_name();
-    object.nar_id = nar->id;
+    object.nar_id = nar.id;
     for (const auto& r : info.references) object.references.push_back(r.base_name());
     if (info.deriver) object.deriver = info.deriver->base_name();
     object.system = info.system;
     object.ca = info.ca;
     object.sigs = info.sigs;
     TRY(m_db.put_object(object));
-    m_narinfos.erase(fmt::format("{}/{}", cache.id, hash_part));
+    m_narinfos.erase(fmt::format("{}/{}", cache.id, object.hash_part));
     return ok();
+}
+
+Result<PushedPath> CacheService::check_push(const db::CacheRow& cache, std::string_view hash_part,
+                                            std::string_view narinfo, std::string_view upstream) {
+    TRY_ASSIGN(auto parsed, nix::parse_nar_info(narinfo, cache.store_dir));
+    PushedPath pushed{std::move(parsed), {}};
+    const auto& info = pushed.info;
+    if (info.path.hash_part() != hash_part)
+        return fail(ErrorCode::invalid_input, fmt::format("narinfo for {} pushed as {}",
+                                                          info.path.full(cache.store_dir), printable(hash_part)));
+    TRY_ASSIGN(auto method, codec::parse_method(info.compression));
+    if (method == codec::Method::bzip2)
+        return fail(ErrorCode::invalid_input, "push the NAR uncompressed, or with zstd or xz");
+    for (auto h : split(upstream, ' ')) {
+        if (h.empty()) continue;
+        bool is_reference = std::any_of(info.references.begin(), info.references.end(),
+                                        [&](const nix::StorePath& r) { return r.hash_part() == h; });
+        if (!is_reference)
+            return fail(ErrorCode::invalid_input,
+                        fmt::format("upstream path {} is not a reference of {}", printable(h, 40),
+                                    info.path.full(cache.store_dir)));
+        pushed.upstream.emplace_back(h);
+    }
+    TRY(check_references(cache, info, pushed.upstream));
+    return pushed;
+}
+
+Result<std::unique_ptr<NarUpload>> CacheService::begin_push(const PushedPath& pushed) {
+    TRY_ASSIGN(auto method, codec::parse_method(pushed.info.compression));
+    return std::make_unique<NarUpload>(m_config, m_db, m_blobs, method, std::nullopt);
+}
+
+Result<void> CacheService::finish_push(const db::CacheRow& cache, const PushedPath& pushed, NarUpload& upload) {
+    TRY(upload.finish());
+    return commit_object(cache, pushed.info, upload.nar(), pushed.upstream);
 }
 
 Result<void> CacheService::delete_path(const db::CacheRow& cache, std::string_view hash_part) {

@@ -14,8 +14,17 @@
 #include "cache/upload.hpp"
 #include "crypto/keys.hpp"
 #include "db/metadata_store.hpp"
+#include "nix/nar_info.hpp"
 
 namespace larder::cache {
+
+// A store path sent by `larder push`: its narinfo as the client's Nix store
+// knows it (URL and file fields are ignored), and the references the client
+// left to an upstream cache because they carry an upstream key's signature.
+struct PushedPath {
+    nix::NarInfo info;
+    std::vector<std::string> upstream;  // hash parts
+};
 
 struct CacheSettings {
     std::optional<bool> is_public;
@@ -55,6 +64,14 @@ public:
     // Commits a narinfo PUT by a client: checks it against its uploaded NAR
     // and its references, signs it, makes it visible.
     Result<void> add_narinfo(const db::CacheRow& cache, std::string_view hash_part, std::string_view text);
+    // `larder push`: one request per path, NAR and narinfo together. The
+    // narinfo and its references are checked before the body is read; the
+    // NAR is verified exactly as a plain upload, and the path becomes visible
+    // only after that, with its references rechecked.
+    Result<PushedPath> check_push(const db::CacheRow& cache, std::string_view hash_part, std::string_view narinfo,
+                                  std::string_view upstream);
+    Result<std::unique_ptr<NarUpload>> begin_push(const PushedPath& pushed);
+    Result<void> finish_push(const db::CacheRow& cache, const PushedPath& pushed, NarUpload& upload);
     // Removes a store path from the cache (its chunks stay until garbage
     // collection). not_found if the cache does not have it.
     Result<void> delete_path(const db::CacheRow& cache, std::string_view hash_part);
@@ -71,6 +88,13 @@ public:
 
 private:
     Result<crypto::SecretKey> signing_key(const db::CacheRow& cache);
+    // Every reference is in the cache, or in `upstream` (pushes only).
+    Result<void> check_references(const db::CacheRow& cache, const nix::NarInfo& info,
+                                  const std::vector<std::string>& upstream);
+    // Checks `info` against the stored NAR and its references, signs it and
+    // makes the path visible.
+    Result<void> commit_object(const db::CacheRow& cache, nix::NarInfo info, const db::NarRow& nar,
+                               const std::vector<std::string>& upstream);
 
     void forget_cache(std::string_view name);
 

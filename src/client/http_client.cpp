@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include <fmt/core.h>
 
@@ -34,12 +35,84 @@ ErrorCode code_for_status(long status) {
     }
 }
 
+void init_curl() {
+    static std::once_flag init;
+    std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
 }  // namespace
+
+struct Session::Handle {
+    std::unique_ptr<CURL, CurlFree> curl;
+};
+
+Session::Session(ServerLogin login) : m_login(std::move(login)), m_handle(std::make_unique<Handle>()) {
+    init_curl();
+    m_handle->curl.reset(curl_easy_init());
+}
+
+Session::~Session() = default;
+
+namespace {
+
+struct BodyReader {
+    Source& source;
+    std::optional<Error> error;
+};
+
+size_t read_body(char* buf, size_t size, size_t n, void* userdata) {
+    auto* reader = static_cast<BodyReader*>(userdata);
+    auto got = reader->source.read(buf, size * n);
+    if (!got) {
+        reader->error = got.error();
+        return CURL_READFUNC_ABORT;
+    }
+    return *got;
+}
+
+}  // namespace
+
+Result<ApiResponse> Session::put_stream(std::string_view path, const std::vector<std::string>& extra,
+                                        Source& body) {
+    CURL* curl = m_handle->curl.get();
+    if (!curl) return fail(ErrorCode::internal, "cannot initialise libcurl");
+    curl_easy_reset(curl);
+    auto url = fmt::format("{}{}", m_login.url, path);
+    ApiResponse response;
+    BodyReader reader{body, std::nullopt};
+    std::unique_ptr<curl_slist, SlistFree> headers;
+    auto add_header = [&](const std::string& h) { headers.reset(curl_slist_append(headers.release(), h.c_str())); };
+    for (const auto& h : extra) add_header(h);
+    add_header("Transfer-Encoding: chunked");
+    if (!m_login.token.empty()) add_header("Authorization: Bearer " + m_login.token);
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_body);
+    curl_easy_setopt(curl, CURLOPT_READDATA, &reader);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    // A stalled transfer (no progress for a minute) is a transient failure.
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(curl);
+    if (reader.error) return Failure{*reader.error};
+    if (rc != CURLE_OK)
+        return fail(ErrorCode::unavailable,
+                    fmt::format("cannot reach the Larder server at {}: {}", m_login.url, curl_easy_strerror(rc)));
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
+    return response;
+}
+
+bool is_transient(const ApiResponse& response) {
+    return response.status >= 500 || response.status == 408 || response.status == 429;
+}
 
 Result<ApiResponse> send(const ServerLogin& login, std::string_view method, std::string_view path,
                          std::string_view json_body) {
-    static std::once_flag init;
-    std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    init_curl();
     std::unique_ptr<CURL, CurlFree> curl(curl_easy_init());
     if (!curl) return fail(ErrorCode::internal, "cannot initialise libcurl");
     auto url = fmt::format("{}{}", login.url, path);

@@ -1,11 +1,14 @@
 // A small libcurl client for Larder's JSON API.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "util/io.hpp"
 #include "util/result.hpp"
 
 namespace larder::client {
@@ -24,6 +27,28 @@ struct ServerLogin {
 // returned as responses for the caller to explain.
 Result<ApiResponse> send(const ServerLogin& login, std::string_view method, std::string_view path,
                          std::string_view json_body = {});
+
+// One connection kept open across requests (a push worker's).
+class Session {
+public:
+    explicit Session(ServerLogin login);
+    ~Session();
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    // A PUT whose body is streamed from `body` with chunked encoding; each
+    // header is "Name: value". A failing `body` aborts the request, so the
+    // server never sees a short body as a complete one.
+    Result<ApiResponse> put_stream(std::string_view path, const std::vector<std::string>& headers, Source& body);
+
+private:
+    ServerLogin m_login;
+    struct Handle;
+    std::unique_ptr<Handle> m_handle;
+};
+
+// True for failures worth retrying: the server unreachable or overloaded.
+bool is_transient(const ApiResponse& response);
 
 // Turns a non-2xx response into an error carrying the server's message.
 Result<std::string> expect_success(Result<ApiResponse> response);

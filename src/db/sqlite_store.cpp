@@ -11,6 +11,7 @@
 
 #include "db/metadata_store.hpp"
 #include "db/migrations.hpp"
+#include "sqlite/sqlite.hpp"
 #include "util/strings.hpp"
 
 namespace larder::db {
@@ -35,117 +36,8 @@ std::vector<std::string> split_list(std::string_view text, char sep) {
     return out;
 }
 
-class Connection;
-
-// A prepared statement, reset when the Query goes out of scope.
-class Query {
-public:
-    Query(Connection& conn, sqlite3_stmt* stmt) : m_conn(conn), m_stmt(stmt) {}
-    ~Query() {
-        sqlite3_reset(m_stmt);
-        sqlite3_clear_bindings(m_stmt);
-    }
-    Query(const Query&) = delete;
-
-    // Makes the statement ready to bind and run again.
-    void reset() {
-        sqlite3_reset(m_stmt);
-        sqlite3_clear_bindings(m_stmt);
-        m_index = 0;
-    }
-
-    Query& bind(int64_t v) {
-        sqlite3_bind_int64(m_stmt, ++m_index, v);
-        return *this;
-    }
-    Query& bind(std::string_view v) {
-        sqlite3_bind_text(m_stmt, ++m_index, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-        return *this;
-    }
-    Query& bind_blob(std::string_view v) {
-        sqlite3_bind_blob(m_stmt, ++m_index, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-        return *this;
-    }
-    Query& bind(std::optional<int64_t> v) {
-        if (v) return bind(*v);
-        sqlite3_bind_null(m_stmt, ++m_index);
-        return *this;
-    }
-
-    // True while there is a row; errors become Result failures.
-    Result<bool> step();
-    Result<void> run() {
-        TRY_ASSIGN(bool row, step());
-        (void)row;
-        return ok();
-    }
-
-    int64_t i64(int col) const { return sqlite3_column_int64(m_stmt, col); }
-    bool is_null(int col) const { return sqlite3_column_type(m_stmt, col) == SQLITE_NULL; }
-    std::string text(int col) const {
-        auto p = reinterpret_cast<const char*>(sqlite3_column_blob(m_stmt, col));
-        return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(m_stmt, col))) : std::string();
-    }
-
-private:
-    Connection& m_conn;
-    sqlite3_stmt* m_stmt;
-    int m_index = 0;
-};
-
-class Connection {
-public:
-    explicit Connection(sqlite3* db) : m_db(db) {}
-    ~Connection() {
-        for (auto& [sql, stmt] : m_statements) sqlite3_finalize(stmt);
-        sqlite3_close(m_db);
-    }
-
-    // SQL is ours, so a statement that does not prepare is a bug: it throws.
-    Query query(const char* sql) {
-        auto it = m_statements.find(sql);
-        if (it == m_statements.end()) {
-            sqlite3_stmt* stmt = nullptr;
-            if (sqlite3_prepare_v2(m_db, sql, -1, &stmt, nullptr) != SQLITE_OK)
-                throw std::logic_error(fmt::format("SQL does not prepare: {}: {}", sqlite3_errmsg(m_db), sql));
-            it = m_statements.emplace(sql, stmt).first;
-        }
-        return Query(*this, it->second);
-    }
-
-    Result<void> exec(const char* sql) {
-        char* msg = nullptr;
-        if (sqlite3_exec(m_db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
-            std::string text = msg ? msg : "unknown error";
-            sqlite3_free(msg);
-            return fail(ErrorCode::unavailable, fmt::format("database error: {}", text));
-        }
-        return ok();
-    }
-
-    Failure error(std::string_view what) const {
-        int code = sqlite3_errcode(m_db);
-        auto ec = code == SQLITE_BUSY || code == SQLITE_LOCKED ? ErrorCode::unavailable
-                  : code == SQLITE_CONSTRAINT                  ? ErrorCode::conflict
-                                                               : ErrorCode::internal;
-        return fail(ec, fmt::format("database error ({}): {}", what, sqlite3_errmsg(m_db)));
-    }
-
-    int64_t last_insert_id() const { return sqlite3_last_insert_rowid(m_db); }
-    int changes() const { return sqlite3_changes(m_db); }
-
-private:
-    sqlite3* m_db;
-    std::map<const char*, sqlite3_stmt*> m_statements;  // keyed by the literal's address
-};
-
-Result<bool> Query::step() {
-    int rc = sqlite3_step(m_stmt);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    return m_conn.error("step");
-}
-
+using sqlite::Connection;
+using sqlite::Query;
 
 class SqliteStore : public MetadataStore {
 public:
@@ -510,14 +402,7 @@ public:
 
 private:
     Result<std::unique_ptr<Connection>> connect() {
-        sqlite3* raw = nullptr;
-        int rc = sqlite3_open_v2(m_path.c_str(), &raw,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-        auto conn = std::make_unique<Connection>(raw);
-        if (rc != SQLITE_OK)
-            return fail(ErrorCode::unavailable,
-                        fmt::format("cannot open database '{}': {}", m_path, sqlite3_errstr(rc)));
-        sqlite3_busy_timeout(raw, 10000);
+        TRY_ASSIGN(auto conn, sqlite::open(m_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
         TRY(conn->exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
                        "PRAGMA foreign_keys = ON;"));
         return conn;

@@ -151,7 +151,9 @@ Result<Response> Handler::api_caches(const Prepared& p, Request& request, std::s
             hashes.emplace_back(hash);
         }
         TRY_ASSIGN(auto missing, m_service.missing_paths(row, hashes));
-        return json_response(200, json{{"missing", missing}}.dump());
+        // The upstream keys let `larder push` skip what upstream caches serve
+        // without asking a second time.
+        return json_response(200, json{{"missing", missing}, {"upstream_keys", row.upstream_keys}}.dump());
     }
     return fail(ErrorCode::not_found, "no such API endpoint");
 }

@@ -4,6 +4,7 @@
 
 #include <fmt/core.h>
 
+#include "crypto/encoding.hpp"
 #include "util/strings.hpp"
 
 namespace larder::http {
@@ -77,7 +78,7 @@ Result<void> Handler::require(const Prepared& p, std::string_view cache, Permiss
 
 Result<Prepared> Handler::prepare(const Request& request) {
     TRY_ASSIGN(auto r, route(request.target));
-    Prepared p{std::move(r), std::nullopt, {}, BodyKind::none};
+    Prepared p{std::move(r), std::nullopt, {}, BodyKind::none, std::nullopt};
     if (p.route.kind == RouteKind::health) return p;
     TRY_ASSIGN(p.principal, m_access.authenticate(request.authorization, now()));
     bool writes = request.method == Method::put || request.method == Method::post ||
@@ -101,8 +102,18 @@ Result<Prepared> Handler::prepare(const Request& request) {
     if (!granted && !public_read) TRY(require(p, p.route.cache, needed));
     if (!cache) return fail(ErrorCode::not_found, fmt::format("no cache named '{}'", printable(p.route.cache, 64)));
     p.cache = std::move(*cache);
+    if (p.route.kind == RouteKind::push) {
+        if (needed != Permission::push) return fail(ErrorCode::invalid_input, "method not allowed here (use PUT)");
+        auto text = crypto::from_base64(request.push_narinfo);
+        if (request.push_narinfo.empty() || !text)
+            return fail(ErrorCode::invalid_input, "a push needs the header X-Larder-NarInfo (the narinfo, base64)");
+        TRY_ASSIGN(p.push, m_service.check_push(*p.cache, p.route.name,
+                                                std::string_view(reinterpret_cast<const char*>(text->data()), text->size()),
+                                                request.push_upstream));
+    }
     if (needed == Permission::push)
-        p.body = p.route.kind == RouteKind::nar ? BodyKind::nar_upload : BodyKind::small;
+        p.body = p.route.kind == RouteKind::nar || p.route.kind == RouteKind::push ? BodyKind::nar_upload
+                                                                                     : BodyKind::small;
     return p;
 }
 
@@ -191,11 +202,13 @@ Result<Response> Handler::handle_nar(const Prepared& p, const Request& request) 
 }
 
 Result<std::unique_ptr<cache::NarUpload>> Handler::begin_nar_upload(const Prepared& p) {
+    if (p.push) return m_service.begin_push(*p.push);
     return m_service.begin_upload(p.route.name);
 }
 
 Response Handler::finish_nar_upload(const Prepared& p, cache::NarUpload& upload) {
-    auto r = m_service.finish_upload(*p.cache, p.route.name, upload);
+    auto r = p.push ? m_service.finish_push(*p.cache, *p.push, upload)
+                    : m_service.finish_upload(*p.cache, p.route.name, upload);
     if (!r) return error_response(r.error());
     return text_response(200, "");
 }

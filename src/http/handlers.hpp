@@ -29,6 +29,7 @@ struct Prepared {
     std::optional<db::CacheRow> cache;
     cache::Principal principal;
     BodyKind body = BodyKind::none;
+    std::optional<cache::PushedPath> push;  // RouteKind::push, checked
 };
 
 class Handler {

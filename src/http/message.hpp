@@ -23,6 +23,8 @@ struct Request {
     std::string content_type;
     std::string content_encoding;
     std::string range;
+    std::string push_narinfo;   // X-Larder-NarInfo: base64 narinfo (push)
+    std::string push_upstream;  // X-Larder-Upstream: hash parts (push)
     std::string body;  // for requests with small bodies
 };
 

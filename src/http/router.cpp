@@ -101,6 +101,14 @@ Result<Route> route(std::string_view target) {
         r.name = segments[2];
         return r;
     }
+    if (segments.size() == 3 && rest == "push") {
+        if (!nix::is_valid_hash_part(segments[2]))
+            return fail(ErrorCode::invalid_input,
+                        fmt::format("'{}' is not a store path hash (32 nix32 characters)", printable(segments[2])));
+        r.kind = RouteKind::push;
+        r.name = segments[2];
+        return r;
+    }
     bool v1 = segments.size() == 3 && rest == "realisations";
     bool v2 = segments.size() == 4 && rest == "build-trace-v2";
     if ((v1 || v2) && segments.back().ends_with(".doi")) {

@@ -14,6 +14,7 @@ enum class RouteKind {
     health,
     api,             // name: the path after /api/v1/
     cache_info,      // /<cache>/nix-cache-info
+    push,            // /<cache>/push/<hash>: larder push (NAR + narinfo in one PUT)
     narinfo,         // /<cache>/<hash>.narinfo       name: hash part
     listing,         // /<cache>/<hash>.ls            name: hash part
     nar,             // /<cache>/nar/<file>           name: file

@@ -18,6 +18,8 @@ namespace bhttp = boost::beast::http;
 namespace {
 
 constexpr size_t k_piece = 1024 * 1024;
+// Room for a pushed narinfo (X-Larder-NarInfo) with a few thousand references.
+constexpr uint32_t k_header_limit = 512 * 1024;
 
 Method method_of(bhttp::verb v) {
     switch (v) {
@@ -150,7 +152,7 @@ public:
     asio::awaitable<void> run(ServerState& state) {
         for (;;) {
             bhttp::request_parser<bhttp::buffer_body> parser;
-            parser.header_limit(32 * 1024);
+            parser.header_limit(k_header_limit);
             parser.body_limit(boost::none);  // enforced per route in read_body
             if (!co_await read_header(parser)) co_return;
             InFlight in_flight(state);
@@ -164,6 +166,8 @@ public:
             request.content_type = header(msg, bhttp::field::content_type);
             request.content_encoding = header(msg, bhttp::field::content_encoding);
             request.range = header(msg, bhttp::field::range);
+            if (auto it = msg.find("X-Larder-NarInfo"); it != msg.end()) request.push_narinfo = it->value();
+            if (auto it = msg.find("X-Larder-Upstream"); it != msg.end()) request.push_upstream = it->value();
             bool expects_continue = beast::iequals(header(msg, bhttp::field::expect), "100-continue");
             bool keep_alive = msg.keep_alive();
             unsigned version = msg.version();

@@ -12,6 +12,7 @@ public:
         if (m_offset == m_current.size()) {
             std::unique_lock lock(m_owner.m_mutex);
             m_owner.m_changed.wait(lock, [&] { return !m_owner.m_queue.empty() || m_owner.m_closed; });
+            if (m_owner.m_abort) return Failure{*m_owner.m_abort};
             if (m_owner.m_queue.empty()) return size_t{0};
             m_current = std::move(m_owner.m_queue.front());
             m_owner.m_queue.pop_front();
@@ -45,15 +46,19 @@ ConsumerThread::ConsumerThread(Consumer consumer, size_t max_queued_bytes) : m_m
 }
 
 ConsumerThread::~ConsumerThread() {
-    close();
+    close(Error{ErrorCode::internal, "the stream was abandoned before its end"});
     m_thread.join();
 }
 
-void ConsumerThread::close() {
+void ConsumerThread::close(std::optional<Error> error) {
     std::lock_guard lock(m_mutex);
+    if (m_closed) return;
     m_closed = true;
+    m_abort = std::move(error);
     m_changed.notify_all();
 }
+
+void ConsumerThread::abort(Error error) { close(std::move(error)); }
 
 Result<void> ConsumerThread::write(std::string_view data) {
     if (data.empty()) return ok();
@@ -70,7 +75,7 @@ Result<void> ConsumerThread::write(std::string_view data) {
 }
 
 Result<void> ConsumerThread::finish() {
-    close();
+    close(std::nullopt);
     std::unique_lock lock(m_mutex);
     m_changed.wait(lock, [&] { return m_done; });
     return *m_result;

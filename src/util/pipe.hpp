@@ -28,10 +28,14 @@ public:
     Result<void> write(std::string_view data) override;
     // Signals the end of input and returns the consumer's result.
     Result<void> finish() override;
+    // Ends the input with an error: the consumer's next read fails with it
+    // instead of seeing a (truncated) end of stream. Destroying the pipe
+    // before finish() aborts it too.
+    void abort(Error error);
 
 private:
     class Reader;
-    void close();
+    void close(std::optional<Error> error);
 
     std::mutex m_mutex;
     std::condition_variable m_changed;
@@ -39,6 +43,7 @@ private:
     size_t m_queued = 0;
     size_t m_max;
     bool m_closed = false;
+    std::optional<Error> m_abort;
     bool m_done = false;
     std::optional<Result<void>> m_result;
     std::thread m_thread;

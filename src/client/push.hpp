@@ -1,0 +1,50 @@
+// larder push: the closure of some store paths, minus what the cache already
+// has and what an upstream cache signs, uploaded references first, several at
+// a time, each NAR streamed from the store and compressed on the way.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "client/http_client.hpp"
+#include "client/nix_store.hpp"
+
+namespace larder::client {
+
+enum class ProgressStyle { bar, lines, quiet };
+
+struct PushOptions {
+    unsigned jobs = 4;
+    unsigned retries = 4;  // per path, for transient failures
+    std::chrono::milliseconds backoff{500};  // doubled at each retry
+    int zstd_level = 1;    // in transit only: the server stores its own chunks
+    ProgressStyle progress = ProgressStyle::lines;
+};
+
+struct PushSummary {
+    size_t closure = 0;   // paths in the closure
+    size_t cached = 0;    // already in the cache
+    size_t upstream = 0;  // skipped: signed by an upstream key
+    size_t pushed = 0;
+    size_t failed = 0;    // failed, or not tried because a reference failed
+    uint64_t nar_bytes = 0;   // NAR bytes pushed
+    uint64_t sent_bytes = 0;  // bytes sent (compressed)
+    double seconds = 0;
+    std::vector<std::string> errors;
+};
+
+// True if some signature on `info` is by one of `upstream_keys`: a key name
+// ("cache.nixos.org-1") is trusted by name, a full public key
+// ("name:base64") only if the signature verifies.
+bool signed_by_upstream(const nix::NarInfo& info, const std::vector<std::string>& upstream_keys,
+                        std::string_view store_dir);
+
+// Pushes the closure of `paths` (store paths) to `cache`. Fails only when the
+// push could not start; failures of single paths are in the summary.
+Result<PushSummary> push(const ServerLogin& login, std::string_view cache, NixStore& store,
+                         const std::vector<std::string>& paths, const PushOptions& options);
+
+}  // namespace larder::client

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# larder push with the real Nix 2.8: push a closure, substitute it back with
+# signatures required; a re-push is one request; upstream-signed paths are
+# skipped; a server killed mid-push leaves nothing partial visible.
+source "$(dirname "$0")/lib.sh"
+
+start_server "$TMP/data"
+export LARDER_SERVER=$URL LARDER_TOKEN=$ADMIN_TOKEN
+printf 'machine 127.0.0.1 password %s\n' "$ADMIN_TOKEN" > "$TMP/netrc"
+export NIX_CONFIG="$NIX_CONFIG"$'\n'"netrc-file = $TMP/netrc"
+KEY=$(curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/api/v1/caches/main" | json_field public_key)
+requests() { grep -c ' /main/\| /api/v1/caches/main' "$TMP/data/serve.log" || true; }
+visible() { status_anon -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/main/$(basename "$1" | cut -c1-32).narinfo"; }
+
+# 1. Push the small corpus; substitute it back with only the cache's key trusted.
+root=$(bash "$LARDER_SOURCE/tests/e2e/make_corpus.sh" small push-$$)
+mapfile -t closure < <(nix-store -qR "$root")
+"$LARDER" push main "$root" --json > "$TMP/push1.json" 2> "$TMP/push1.err" || { cat "$TMP/push1.err"; fail "larder push"; }
+[ "$(jq .pushed "$TMP/push1.json")" -eq "${#closure[@]}" ] || fail "pushed $(jq .pushed "$TMP/push1.json") of ${#closure[@]}"
+[ "$(jq .failed "$TMP/push1.json")" -eq 0 ] || fail "failures: $(cat "$TMP/push1.json")"
+pass "larder push pushed ${#closure[@]} paths ($(jq .nar_bytes "$TMP/push1.json") NAR bytes, $(jq .sent_bytes "$TMP/push1.json") sent)"
+
+nix-store --delete "${closure[@]}" > /dev/null 2>&1 || fail "could not delete the closure"
+for p in "${closure[@]}"; do [ ! -e "$p" ] || fail "$p still exists"; done
+export XDG_CACHE_HOME=$TMP/xdg2
+nix-store -r "$root" --option substituters "$URL/main" --option trusted-public-keys "$KEY" \
+    --option require-sigs true > /dev/null 2>> "$TMP/nix.log" || fail "substitution failed: $(tail -3 "$TMP/nix.log")"
+nix store verify -r "$root" --trusted-public-keys "$KEY" --sigs-needed 1 2>> "$TMP/nix.log" || fail "nix store verify"
+pass "deleted and substituted ${#closure[@]} pushed paths with require-sigs"
+
+# 2. A second push of the same closure is exactly one request.
+before=$(requests)
+"$LARDER" push main "$root" --json > "$TMP/push2.json" 2>/dev/null || fail "second push"
+after=$(requests)
+[ $((after - before)) -eq 1 ] || fail "the re-push made $((after - before)) requests"
+[ "$(jq .cached "$TMP/push2.json")" -eq "${#closure[@]}" ] || fail "re-push: $(cat "$TMP/push2.json")"
+pass "re-pushing ${#closure[@]} cached paths made exactly one request"
+
+# 3. Paths signed by an upstream key (cache.nixos.org-1 by default) are skipped,
+# and the paths that reference them are still accepted.
+root3=$(bash "$LARDER_SOURCE/tests/e2e/make_corpus.sh" small upstream-$$)
+mapfile -t closure3 < <(nix-store -qR "$root3")
+nix-store --generate-binary-cache-key cache.nixos.org-1 "$TMP/up.sec" "$TMP/up.pub"
+mapfile -t signed < <(nix-store -qR "$root3" | grep -v -e "$root3" | head -5)
+nix store sign --key-file "$TMP/up.sec" "${signed[@]}"
+"$LARDER" push main "$root3" --json > "$TMP/push3.json" 2> "$TMP/push3.err" || { cat "$TMP/push3.err"; fail "push with upstream paths"; }
+[ "$(jq .upstream "$TMP/push3.json")" -eq "${#signed[@]}" ] || fail "upstream skipped: $(cat "$TMP/push3.json")"
+[ "$(jq .pushed "$TMP/push3.json")" -eq $(( ${#closure3[@]} - ${#signed[@]} )) ] || fail "pushed: $(cat "$TMP/push3.json")"
+for p in "${signed[@]}"; do [ "$(visible "$p")" = 404 ] || fail "upstream-signed $p was pushed"; done
+[ "$(visible "$root3")" = 200 ] || fail "the root was not pushed"
+pass "${#signed[@]} upstream-signed paths skipped, the other $(jq .pushed "$TMP/push3.json") pushed"
+
+# 4. Kill the server in the middle of a push: nothing partial is visible after
+# a restart, and pushing again completes.
+head -c 200000000 /dev/urandom > "$TMP/big-$$"
+big=$(nix-store --add "$TMP/big-$$")
+rm "$TMP/big-$$"
+cat > "$TMP/big.nix" <<NIX
+derivation { name = "holds-big-$$"; system = builtins.currentSystem; builder = "/bin/sh";
+  args = [ "-c" "echo \${builtins.storePath "$big"} > \$out" ]; }
+NIX
+top=$(nix-build --no-out-link "$TMP/big.nix" 2>/dev/null)
+blobs() { find "$TMP/data/blobs" -type f | wc -l; }
+n0=$(blobs)
+"$LARDER" push main "$top" --retries 1 > "$TMP/push4.out" 2>&1 &
+push_pid=$!
+for _ in $(seq 200); do   # until the first chunks of the big NAR are stored
+    [ "$(blobs)" -gt $((n0 + 2)) ] && break
+    sleep 0.02
+done
+kill -9 "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || true
+if wait "$push_pid"; then fail "push succeeded although the server died"; fi
+grep -q 'cannot reach the Larder server' "$TMP/push4.out" || fail "no clear error: $(tail -3 "$TMP/push4.out")"
+start_server "$TMP/data"
+[ "$(visible "$big")" = 404 ] || fail "the big path is visible after the crash"
+[ "$(visible "$top")" = 404 ] || fail "the top path is visible before its reference"
+"$LARDER" push main "$top" --json > "$TMP/push5.json" 2> "$TMP/push5.err" || { cat "$TMP/push5.err"; fail "push after restart"; }
+[ "$(visible "$top")" = 200 ] && [ "$(visible "$big")" = 200 ] || fail "not complete after the second push"
+nix store verify --store "$URL/main" --trusted-public-keys "$KEY" --sigs-needed 1 -r "$top" 2>> "$TMP/nix.log" \
+    || fail "nix store verify of the cache: $(tail -3 "$TMP/nix.log")"
+pass "server killed mid-push: nothing visible, the error said why, the next push completed and verifies"
+
+# 5. Bad requests to the push endpoint are clear 4xx errors.
+expect_push() {  # STATUS WHAT HEADER...
+    local want=$1 what=$2; shift 2
+    local got
+    got=$(curl -s -o "$TMP/body" -w '%{http_code}' -X PUT -H "Authorization: Bearer $ADMIN_TOKEN" "$@" \
+        --data-binary @/dev/null "$URL/main/push/$(basename "$root3" | cut -c1-32)")
+    [ "$got" = "$want" ] || fail "$what: got $got: $(cat "$TMP/body")"
+}
+expect_push 400 "no narinfo header"
+expect_push 400 "garbage narinfo" -H "X-Larder-NarInfo: $(echo 'StorePath: nope' | base64 -w0)"
+info=$(printf 'StorePath: %s\nURL: nar/x\nCompression: zstd\nNarHash: sha256:%s\nNarSize: 5\nReferences: %s\n' \
+    "$root3" "$(printf 0%.0s $(seq 52))" "$(basename "${signed[0]}")" | base64 -w0)
+expect_push 400 "reference missing" -H "X-Larder-NarInfo: $info"
+grep -q "not in cache 'main'" "$TMP/body" || fail "message: $(cat "$TMP/body")"
+! grep -q '" 5[0-9][0-9] ' "$TMP/data/serve.log" || fail "the server answered 5xx"
+pass "malformed pushes get 400 with the reason"
