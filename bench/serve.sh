@@ -4,15 +4,8 @@
 # narinfo hits, narinfo misses, one large NAR over 1 and 16 connections, and
 # larder's memory while 16 clients download that NAR.
 #   bench/serve.sh [seconds-per-run]   (needs nginx and wrk: scripts/deps.sh --bench)
-set -euo pipefail
-cd "$(dirname "$0")/.."
 secs=${1:-5}
-export LARDER=$PWD/build/release/larder LARDER_SOURCE=$PWD
-[ -x "$LARDER" ] || scripts/build.sh release > /dev/null
-source tests/e2e/lib.sh
-export NIX_CONFIG="$NIX_CONFIG"$'\n'"require-sigs = false"
-
-root=$(bash tests/e2e/make_corpus.sh medium)
+source "$(dirname "$0")/lib.sh"
 mapfile -t paths < <(nix-store -qR "$root")
 
 # Larder: a public cache, so both servers answer anonymous GETs.

@@ -35,14 +35,19 @@ struct PushCommandOptions {
     bool json_output = false;
     unsigned jobs = 4;
     unsigned retries = 4;
+    std::string compression = "chunks";
     // watch-store
     std::string queue;
     double interval = 1.0;
     bool include_drv = false;
 };
 
-client::PushOptions push_options(const PushCommandOptions& o) {
+Result<client::PushOptions> push_options(const PushCommandOptions& o) {
     client::PushOptions p;
+    if (o.compression == "chunks") p.transit = client::PushOptions::Transit::frames;
+    else if (o.compression == "zstd") p.transit = client::PushOptions::Transit::zstd;
+    else if (o.compression == "none") p.transit = client::PushOptions::Transit::none;
+    else return fail(ErrorCode::invalid_input, "--compression must be chunks, zstd or none");
     p.jobs = std::max(1u, o.jobs);
     p.retries = o.retries;
     p.progress = isatty(STDERR_FILENO) && !o.json_output ? client::ProgressStyle::bar : client::ProgressStyle::lines;
@@ -78,7 +83,8 @@ Result<void> run_push(const PushCommandOptions& o) {
         TRY_ASSIGN(auto p, store->resolve(a));
         paths.push_back(std::move(p));
     }
-    TRY_ASSIGN(auto summary, client::push(login, o.cache, *store, paths, push_options(o)));
+    TRY_ASSIGN(auto options, push_options(o));
+    TRY_ASSIGN(auto summary, client::push(login, o.cache, *store, paths, options));
     print_summary(summary, o.json_output);
     if (summary.failed)
         return fail(ErrorCode::unavailable, fmt::format("{} of {} paths were not pushed", summary.failed,
@@ -120,7 +126,7 @@ Result<void> run_watch(const PushCommandOptions& o) {
     TRY_ASSIGN(auto store, client::NixStore::open());
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
-    auto options = push_options(o);
+    TRY_ASSIGN(auto options, push_options(o));
     options.progress = client::ProgressStyle::lines;
     std::set<std::string> pending;  // store paths not pushed yet
     std::vector<fs::path> pending_files;
@@ -213,6 +219,10 @@ void add_push_commands(CLI::App& app) {
     push->add_option("-j,--jobs", o->jobs, "Uploads at a time")->capture_default_str();
     push->add_option("--retries", o->retries, "Retries of a path after a transient failure")->capture_default_str();
     push->add_flag("--json", o->json_output, "Print a summary as JSON");
+    push->add_option("--compression", o->compression,
+                     "In transit: chunks (zstd frames cut and compressed as the server stores them), "
+                     "zstd (one stream), or none")
+        ->capture_default_str();
     add_client_options(*push, o->client);
     push->callback([o] { report(run_push(*o)); });
 
@@ -223,6 +233,7 @@ void add_push_commands(CLI::App& app) {
     watch->add_option("--interval", o->interval, "Seconds between looks for new paths")->capture_default_str();
     watch->add_flag("--include-drv", o->include_drv, "Push .drv files too");
     watch->add_option("-j,--jobs", o->jobs, "Uploads at a time")->capture_default_str();
+    watch->add_option("--compression", o->compression, "In transit: chunks, zstd or none")->capture_default_str();
     add_client_options(*watch, o->client);
     watch->callback([o] { report(run_watch(*o)); });
 

@@ -106,13 +106,21 @@ Result<ServeConfig> load_serve_config(const std::optional<std::string>& path) {
         TRY(read(*path, *tls, "key", config.server.tls_key));
     }
     if (auto* chunks = t["chunks"].as_table()) {
-        TRY(check_keys(*path, *chunks, "chunks.", {"max_size", "zstd_level"}));
-        int64_t max = static_cast<int64_t>(config.cache.max_chunk_size);
+        TRY(check_keys(*path, *chunks, "chunks.", {"min_size", "avg_size", "max_size", "single_below", "zstd_level"}));
+        auto& p = config.cache.chunk_params;
+        int64_t min = static_cast<int64_t>(p.min_size), avg = static_cast<int64_t>(p.avg_size),
+                max = static_cast<int64_t>(p.max_size), single = static_cast<int64_t>(config.cache.single_chunk_below);
         int64_t level = config.cache.zstd_level;
+        TRY(read(*path, *chunks, "min_size", min));
+        TRY(read(*path, *chunks, "avg_size", avg));
         TRY(read(*path, *chunks, "max_size", max));
+        TRY(read(*path, *chunks, "single_below", single));
         TRY(read(*path, *chunks, "zstd_level", level));
-        if (max < 4096) return bad(*path, "chunks.max_size must be at least 4096");
-        config.cache.max_chunk_size = static_cast<size_t>(max);
+        if (min < 0 || avg < 0 || max < 0 || single < 0) return bad(*path, "chunk sizes cannot be negative");
+        p = chunk::Params{static_cast<size_t>(min), static_cast<size_t>(avg), static_cast<size_t>(max)};
+        if (auto ok = chunk::check(p); !ok) return bad(*path, "[chunks]: " + ok.error().message);
+        if (level < 1 || level > 19) return bad(*path, "chunks.zstd_level must be 1-19");
+        config.cache.single_chunk_below = static_cast<size_t>(single);
         config.cache.zstd_level = static_cast<int>(level);
     }
     if (auto* caches = t["caches"].as_array()) {

@@ -20,7 +20,11 @@ public:
     virtual ~BlobStore() = default;
 
     // Stores `data` under `key`, atomically: readers see all of it or nothing.
+    // It is durable only after a following sync().
     virtual Result<void> put(std::string_view key, std::string_view data) = 0;
+    // Makes every put() that returned before it durable. Metadata may refer
+    // to a blob only after this.
+    virtual Result<void> sync() { return ok(); }
     // Writes bytes [offset, offset + length) of the blob to `sink`; a length
     // of nullopt means "to the end". not_found if there is no such blob.
     virtual Result<void> get(std::string_view key, Sink& sink, uint64_t offset = 0,

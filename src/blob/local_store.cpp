@@ -1,5 +1,5 @@
 // The local-disk BlobStore: DIR/<first two key chars>/<key>, written to a
-// temporary name, fsynced and renamed into place.
+// temporary name and renamed into place; sync() is one syncfs for all of them.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -65,7 +65,14 @@ public:
         if (ec)
             return fail(ErrorCode::unavailable,
                         fmt::format("cannot create '{}': {}", path.parent_path().string(), ec.message()));
-        return write_file_atomic(path, data, 0644);
+        return write_file_atomic(path, data, 0644, false);
+    }
+
+    Result<void> sync() override {
+        UniqueFd fd(::open(m_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!fd || ::syncfs(fd.get()) != 0)
+            return fail(ErrorCode::unavailable, errno_message("cannot sync", m_root));
+        return ok();
     }
 
     Result<void> get(std::string_view key, Sink& sink, uint64_t offset,

@@ -372,7 +372,9 @@ Result<PushedPath> CacheService::check_push(const db::CacheRow& cache, std::stri
 
 Result<std::unique_ptr<NarUpload>> CacheService::begin_push(const PushedPath& pushed) {
     TRY_ASSIGN(auto method, codec::parse_method(pushed.info.compression));
-    return std::make_unique<NarUpload>(m_config, m_db, m_blobs, method, std::nullopt);
+    if (pushed.chunk_frames && method != codec::Method::zstd)
+        return fail(ErrorCode::invalid_input, "chunk frames must be zstd (Compression: zstd)");
+    return std::make_unique<NarUpload>(m_config, m_db, m_blobs, method, std::nullopt, pushed.chunk_frames);
 }
 
 Result<void> CacheService::finish_push(const db::CacheRow& cache, const PushedPath& pushed, NarUpload& upload) {

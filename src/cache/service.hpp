@@ -24,6 +24,7 @@ namespace larder::cache {
 struct PushedPath {
     nix::NarInfo info;
     std::vector<std::string> upstream;  // hash parts
+    bool chunk_frames = false;          // the body is zstd frames, one per chunk
 };
 
 struct CacheSettings {
@@ -85,6 +86,7 @@ public:
                                              std::string_view name);
 
     Result<int64_t> chunk_count() { return m_db.count_chunks(); }
+    const Config& config() const { return m_config; }
 
 private:
     Result<crypto::SecretKey> signing_key(const db::CacheRow& cache);

@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include "chunk/fastcdc.hpp"
 #include "crypto/encoding.hpp"
 #include "nar/nar.hpp"
 
@@ -11,63 +12,65 @@ namespace larder::cache {
 // and cuts it into chunks.
 class NarUpload::NarSink : public Sink {
 public:
-    explicit NarSink(NarUpload& owner)
-        : m_owner(owner), m_validator([](Source& source) {
+    NarSink(NarUpload& owner, bool chunking)
+        : m_chunking(chunking), m_validator([](Source& source) {
               nar::NullVisitor visitor;
               return nar::parse(source, visitor);
-          }) {
-        m_chunk.reserve(owner.m_config.max_chunk_size);
-    }
+          }),
+          m_chunker(owner.m_config.chunk_params, owner.m_config.single_chunk_below,
+                    [&owner](std::string_view chunk) { return owner.store_chunk(chunk); }) {}
 
     Result<void> write(std::string_view data) override {
         TRY(m_hash.write(data));
         TRY(m_validator.write(data));
-        while (!data.empty()) {
-            size_t take = std::min(data.size(), m_owner.m_config.max_chunk_size - m_chunk.size());
-            m_chunk.append(data.substr(0, take));
-            data.remove_prefix(take);
-            if (m_chunk.size() == m_owner.m_config.max_chunk_size) TRY(flush());
-        }
-        return ok();
+        return m_chunking ? m_chunker.write(data) : ok();
     }
 
     Result<void> finish() override {
         TRY(m_validator.finish());
-        return flush();
+        return m_chunking ? m_chunker.finish() : ok();
     }
 
     crypto::HashSink& hash() { return m_hash; }
 
 private:
-    Result<void> flush() {
-        if (m_chunk.empty()) return ok();
-        TRY(m_owner.store_chunk(m_chunk));
-        m_chunk.clear();
-        return ok();
-    }
-
-    NarUpload& m_owner;
+    bool m_chunking;  // false: the chunks arrive as frames
     crypto::HashSink m_hash;
     ConsumerThread m_validator;
-    std::string m_chunk;
+    chunk::Chunker m_chunker;
 };
 
 NarUpload::NarUpload(const Config& config, db::MetadataStore& db, blob::BlobStore& blobs,
-                     codec::Method received, std::optional<crypto::Hash> expected_file_hash)
-    : m_config(config), m_db(db), m_blobs(blobs), m_expected_file_hash(expected_file_hash) {
-    m_nar_sink = std::make_unique<NarSink>(*this);
-    m_decompressor = codec::make_decompressor(received, *m_nar_sink);
+                     codec::Method received, std::optional<crypto::Hash> expected_file_hash, bool chunk_frames)
+    : m_config(config), m_db(db), m_blobs(blobs), m_expected_file_hash(expected_file_hash),
+      m_chunk_frames(chunk_frames), m_compressor(config.zstd_level) {
+    m_nar_sink = std::make_unique<NarSink>(*this, !chunk_frames);
+    if (!chunk_frames) {
+        m_decompressor = codec::make_decompressor(received, *m_nar_sink);
+        return;
+    }
+    // Frames up to the largest chunk anyone may configure; a client's chunk
+    // boundaries do not matter for correctness (chunks are addressed by content).
+    m_decompressor = codec::make_frame_splitter(16 << 20, [this](std::string_view frame, std::string_view content) -> Result<void> {
+        TRY(m_nar_sink->write(content));
+        return store_chunk(content, frame);
+    });
 }
 
 NarUpload::~NarUpload() = default;
 
 Result<void> NarUpload::write(std::string_view data) {
-    TRY(m_received_hash.write(data));
+    if (m_expected_file_hash) TRY(m_received_hash.write(data));
     return m_decompressor->write(data);
 }
 
-Result<void> NarUpload::store_chunk(std::string_view data) {
+Result<void> NarUpload::store_chunk(std::string_view data, std::optional<std::string_view> frame) {
     auto hash = crypto::to_base16(crypto::sha256(data));
+    if (auto seen = m_new_chunks.find(hash); seen != m_new_chunks.end()) {
+        // Repeated within this NAR: stored once, served twice.
+        m_chunks.push_back(m_chunks[seen->second]);
+        return m_blobs.get(hash, m_file_hash);
+    }
     TRY_ASSIGN(auto existing, m_db.find_chunk(hash));
     if (existing) {
         // Served bytes are the stored ones, so the file hash reads them back.
@@ -79,19 +82,20 @@ Result<void> NarUpload::store_chunk(std::string_view data) {
         if (got.error().code != ErrorCode::not_found) return got;
         // The row outlived its blob (interrupted garbage collection): store again.
     }
-    StringSink compressed;
-    TRY_ASSIGN(auto compressor, codec::make_compressor(codec::Method::zstd, compressed, m_config.zstd_level));
-    TRY(compressor->write(data));
-    TRY(compressor->finish());
-    TRY(m_blobs.put(hash, compressed.data()));
-    TRY_ASSIGN(auto row, m_db.insert_chunk(db::ChunkRow{0, hash, data.size(), compressed.data().size(), "zstd"}));
-    TRY(m_file_hash.write(compressed.data()));
-    m_chunks.push_back(std::move(row));
+    if (!frame) {
+        TRY(m_compressor.compress(data, m_frame));
+        frame = m_frame;
+    }
+    TRY(m_blobs.put(hash, *frame));
+    TRY(m_file_hash.write(*frame));
+    m_new_chunks.emplace(hash, m_chunks.size());
+    m_chunks.push_back(db::ChunkRow{0, std::move(hash), data.size(), frame->size(), "zstd"});
     return ok();
 }
 
 Result<void> NarUpload::finish() {
     TRY(m_decompressor->finish());
+    if (m_chunk_frames) TRY(m_nar_sink->finish());  // a stream decompressor finishes it itself
     if (m_expected_file_hash) {
         crypto::Hash received{m_received_hash.digest()};
         if (received != *m_expected_file_hash)
@@ -100,6 +104,16 @@ Result<void> NarUpload::finish() {
                                     "upload is truncated or corrupt",
                                     received.to_string(), m_expected_file_hash->to_string()));
     }
+    // Chunk rows only for durable blobs: a crash before this leaves
+    // unreferenced blobs, never a row without its bytes.
+    TRY(m_blobs.sync());
+    std::unordered_map<std::string, int64_t> ids;
+    for (const auto& [hash, index] : m_new_chunks) {
+        TRY_ASSIGN(auto row, m_db.insert_chunk(m_chunks[index]));
+        ids.emplace(hash, row.id);
+    }
+    for (auto& c : m_chunks)
+        if (c.id == 0) c.id = ids.at(c.hash);
     auto& nar_hash = m_nar_sink->hash();
     db::NarRow nar;
     nar.nar_size = nar_hash.size();

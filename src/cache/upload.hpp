@@ -7,6 +7,8 @@
 
 #include <memory>
 #include <optional>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "blob/blob_store.hpp"
@@ -23,8 +25,10 @@ class NarUpload : public Sink {
 public:
     // `expected_file_hash`, when known (Nix names uploads by the sha256 of the
     // compressed file), is checked against what arrives.
+    // `chunk_frames`: the body is zstd frames, each one chunk (larder push);
+    // they are verified and stored as they are, without recompression.
     NarUpload(const Config& config, db::MetadataStore& db, blob::BlobStore& blobs,
-              codec::Method received, std::optional<crypto::Hash> expected_file_hash);
+              codec::Method received, std::optional<crypto::Hash> expected_file_hash, bool chunk_frames = false);
     ~NarUpload() override;
 
     Result<void> write(std::string_view data) override;
@@ -34,7 +38,8 @@ public:
 
 private:
     class NarSink;
-    Result<void> store_chunk(std::string_view data);
+    // `frame`: the chunk already compressed, as the client sent it.
+    Result<void> store_chunk(std::string_view data, std::optional<std::string_view> frame = std::nullopt);
 
     const Config& m_config;
     db::MetadataStore& m_db;
@@ -44,7 +49,13 @@ private:
     crypto::HashSink m_file_hash;  // of the stored (served) bytes
     std::unique_ptr<NarSink> m_nar_sink;
     std::unique_ptr<Sink> m_decompressor;
+    // The NAR's chunks in order; rows of new chunks get their ids in finish(),
+    // after the blob store has made them durable.
     std::vector<db::ChunkRow> m_chunks;
+    std::unordered_map<std::string, size_t> m_new_chunks;  // hash -> index in m_chunks
+    bool m_chunk_frames;
+    codec::FrameCompressor m_compressor;
+    std::string m_frame;
     db::NarRow m_nar;
 };
 

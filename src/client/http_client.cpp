@@ -87,6 +87,7 @@ Result<ApiResponse> Session::put_stream(std::string_view path, const std::vector
     if (!m_login.token.empty()) add_header("Authorization: Bearer " + m_login.token);
     curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
     curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(curl, CURLOPT_UPLOAD_BUFFERSIZE, 1L << 20);  // fewer, larger writes
     curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_body);
     curl_easy_setopt(curl, CURLOPT_READDATA, &reader);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());

@@ -15,6 +15,7 @@
 
 #include <fmt/core.h>
 
+#include "chunk/fastcdc.hpp"
 #include "codec/codec.hpp"
 #include "crypto/encoding.hpp"
 #include "nar/nar.hpp"
@@ -56,6 +57,36 @@ private:
     uint64_t m_count = 0;
 };
 
+// The server's chunking, from the missing-paths answer.
+struct Chunking {
+    chunk::Params params;
+    size_t single_below = 0;
+    int zstd_level = 3;
+};
+
+// Cuts the NAR into chunks and writes each as one zstd frame: the bytes the
+// server stores and serves.
+class FrameSink : public Sink {
+public:
+    FrameSink(Sink& next, const Chunking& c)
+        : m_next(next), m_compressor(c.zstd_level),
+          m_chunker(c.params, c.single_below, [this](std::string_view chunk) -> Result<void> {
+              TRY(m_compressor.compress(chunk, m_frame));
+              return m_next.write(m_frame);
+          }) {}
+    Result<void> write(std::string_view data) override { return m_chunker.write(data); }
+    Result<void> finish() override {
+        TRY(m_chunker.finish());
+        return m_next.finish();
+    }
+
+private:
+    Sink& m_next;
+    codec::FrameCompressor m_compressor;
+    std::string m_frame;
+    chunk::Chunker m_chunker;
+};
+
 struct Job {
     const PathInfo* info = nullptr;
     std::string narinfo_b64;
@@ -72,9 +103,10 @@ struct Attempt {
 
 class PushRun {
 public:
-    PushRun(const ServerLogin& login, std::string_view cache, const PushOptions& options, std::vector<Job> jobs,
-            PushSummary& summary)
-        : m_login(login), m_cache(cache), m_options(options), m_jobs(std::move(jobs)), m_summary(summary) {
+    PushRun(const ServerLogin& login, std::string_view cache, const PushOptions& options,
+            std::optional<Chunking> chunking, std::vector<Job> jobs, PushSummary& summary)
+        : m_login(login), m_cache(cache), m_options(options), m_chunking(std::move(chunking)),
+          m_jobs(std::move(jobs)), m_summary(summary) {
         m_open = m_jobs.size();
         for (size_t i = 0; i < m_jobs.size(); ++i) {
             m_total_bytes += m_jobs[i].info->nar_size;
@@ -179,6 +211,7 @@ private:
         std::vector<std::string> headers{"Content-Type: application/x-nix-nar",
                                          "X-Larder-NarInfo: " + job.narinfo_b64};
         if (!job.upstream.empty()) headers.push_back("X-Larder-Upstream: " + job.upstream);
+        if (m_chunking) headers.push_back("X-Larder-Frames: chunks");
         std::optional<Result<ApiResponse>> response;
         ConsumerThread sender([&](Source& body) -> Result<void> {
             response = session.put_stream(target, headers, body);
@@ -187,9 +220,15 @@ private:
             return fail(ErrorCode::unavailable, "the server refused the upload");
         });
         CounterSink sent(sender, m_sent);
-        auto compressor = codec::make_compressor(codec::Method::zstd, sent, m_options.zstd_level);
-        if (!compressor) return {Failure{compressor.error()}, false};
-        CounterSink nar(**compressor, m_nar_moving);
+        std::unique_ptr<Sink> compressor;
+        if (m_chunking) {
+            compressor = std::make_unique<FrameSink>(sent, *m_chunking);
+        } else if (m_options.transit == PushOptions::Transit::zstd) {
+            auto made = codec::make_compressor(codec::Method::zstd, sent, m_options.zstd_level);
+            if (!made) return {Failure{made.error()}, false};
+            compressor = std::move(*made);
+        }
+        CounterSink nar(compressor ? *compressor : static_cast<Sink&>(sent), m_nar_moving);
         auto dumped = nar::dump(job.info->path, nar);
         if (dumped) dumped = nar.finish();
         if (!dumped) sender.abort(dumped.error());
@@ -244,6 +283,7 @@ private:
     const ServerLogin& m_login;
     std::string m_cache;
     const PushOptions& m_options;
+    std::optional<Chunking> m_chunking;  // set: send chunk frames
     std::vector<Job> m_jobs;
     PushSummary& m_summary;
 
@@ -295,12 +335,22 @@ Result<PushSummary> push(const ServerLogin& login, std::string_view cache, NixSt
     TRY_ASSIGN(auto answer, call_api(login, "POST", fmt::format("/api/v1/caches/{}/missing", cache), query));
     std::unordered_set<std::string> missing;
     std::vector<std::string> upstream_keys;
+    std::optional<Chunking> chunking;
     try {
         for (const auto& h : answer.at("missing")) missing.insert(h.get<std::string>());
         if (answer.contains("upstream_keys")) upstream_keys = answer["upstream_keys"].get<std::vector<std::string>>();
+        if (answer.contains("chunks") && options.transit == PushOptions::Transit::frames) {
+            const auto& c = answer["chunks"];
+            chunking = Chunking{{c.at("min_size").get<size_t>(), c.at("avg_size").get<size_t>(),
+                                 c.at("max_size").get<size_t>()},
+                                c.at("single_below").get<size_t>(),
+                                c.at("zstd_level").get<int>()};
+            TRY(chunk::check(chunking->params));
+        }
     } catch (const nlohmann::json::exception&) {
         return fail(ErrorCode::corrupt, "the server's answer to the missing-paths query is malformed");
     }
+    auto compression = chunking || options.transit == PushOptions::Transit::zstd ? "zstd" : "none";
 
     std::vector<Job> jobs;
     std::unordered_map<std::string, size_t> job_of;      // by full path
@@ -310,7 +360,7 @@ Result<PushSummary> push(const ServerLogin& login, std::string_view cache, NixSt
             ++summary.cached;
             continue;
         }
-        TRY_ASSIGN(auto info, store.to_nar_info(p, "zstd"));
+        TRY_ASSIGN(auto info, store.to_nar_info(p, compression));
         if (signed_by_upstream(info, upstream_keys, store.store_dir())) {
             ++summary.upstream;
             upstream_paths.insert(p.path);
@@ -334,7 +384,7 @@ Result<PushSummary> push(const ServerLogin& login, std::string_view cache, NixSt
         jobs.push_back(std::move(job));
     }
     if (!jobs.empty()) {
-        PushRun run(login, cache, options, std::move(jobs), summary);
+        PushRun run(login, cache, options, std::move(chunking), std::move(jobs), summary);
         run.run();
     }
     summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();

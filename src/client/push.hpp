@@ -20,7 +20,12 @@ struct PushOptions {
     unsigned jobs = 4;
     unsigned retries = 4;  // per path, for transient failures
     std::chrono::milliseconds backoff{500};  // doubled at each retry
-    int zstd_level = 1;    // in transit only: the server stores its own chunks
+    // How NARs travel. frames: cut and compressed here exactly as the server
+    // stores them (its chunk settings come with the missing-paths answer), so
+    // the server only verifies; zstd: one stream the server re-chunks
+    // (also used when a server does not announce its chunking); none.
+    enum class Transit { frames, zstd, none } transit = Transit::frames;
+    int zstd_level = 1;  // for Transit::zstd
     ProgressStyle progress = ProgressStyle::lines;
 };
 

@@ -5,6 +5,7 @@
 
 #include <fmt/core.h>
 
+#include "codec/codec.hpp"
 #include "util/io.hpp"
 
 namespace larder::codec {
@@ -105,7 +106,79 @@ private:
     bool m_seen_input = false;
 };
 
+class ZstdFrameSplitter : public Sink {
+public:
+    ZstdFrameSplitter(size_t max_content, FrameHandler handler)
+        : m_ctx(ZSTD_createDCtx()), m_out(ZSTD_DStreamOutSize()), m_max(max_content), m_handler(std::move(handler)) {
+        ZSTD_DCtx_setParameter(m_ctx.get(), ZSTD_d_windowLogMax, 27);
+    }
+
+    Result<void> write(std::string_view data) override {
+        ZSTD_inBuffer in{data.data(), data.size(), 0};
+        bool flushing = false;
+        while (in.pos < in.size || flushing) {
+            size_t before = in.pos;
+            ZSTD_outBuffer out{m_out.data(), m_out.size(), 0};
+            size_t rc = ZSTD_decompressStream(m_ctx.get(), &out, &in);
+            if (ZSTD_isError(rc)) return zstd_error("invalid zstd data", rc);
+            m_frame.append(data.substr(before, in.pos - before));
+            m_content.append(m_out.data(), out.pos);
+            if (m_content.size() > m_max)
+                return fail(ErrorCode::invalid_input,
+                            fmt::format("a zstd frame holds more than {} bytes, the largest chunk allowed", m_max));
+            flushing = rc != 0 && out.pos == out.size;
+            if (rc == 0) {
+                if (m_content.empty())
+                    return fail(ErrorCode::invalid_input, "an empty or skippable zstd frame is not a chunk");
+                TRY(m_handler(m_frame, m_content));
+                m_frame.clear();
+                m_content.clear();
+            }
+        }
+        return ok();
+    }
+
+    Result<void> finish() override {
+        if (!m_frame.empty())
+            return fail(ErrorCode::invalid_input, "truncated zstd data: the last frame is incomplete");
+        return ok();
+    }
+
+private:
+    struct Free {
+        void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
+    };
+    std::unique_ptr<ZSTD_DCtx, Free> m_ctx;
+    std::vector<char> m_out;
+    size_t m_max;
+    FrameHandler m_handler;
+    std::string m_frame;    // compressed bytes of the current frame
+    std::string m_content;  // its content so far
+};
+
 }  // namespace
+
+std::unique_ptr<Sink> make_frame_splitter(size_t max_content, FrameHandler handler) {
+    return std::make_unique<ZstdFrameSplitter>(max_content, std::move(handler));
+}
+
+struct FrameCompressor::Context {
+    std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> cctx{ZSTD_createCCtx(), &ZSTD_freeCCtx};
+};
+
+FrameCompressor::FrameCompressor(int level) : m_ctx(std::make_unique<Context>()) {
+    ZSTD_CCtx_setParameter(m_ctx->cctx.get(), ZSTD_c_compressionLevel, level < 0 ? 3 : level);
+}
+
+FrameCompressor::~FrameCompressor() = default;
+
+Result<void> FrameCompressor::compress(std::string_view in, std::string& out) {
+    out.resize(ZSTD_compressBound(in.size()));
+    size_t n = ZSTD_compress2(m_ctx->cctx.get(), out.data(), out.size(), in.data(), in.size());
+    if (ZSTD_isError(n)) return zstd_error("zstd compression failed", n);
+    out.resize(n);
+    return ok();
+}
 
 std::unique_ptr<Sink> make_zstd_compressor(Sink& next, int level) {
     return std::make_unique<ZstdCompressor>(next, level);

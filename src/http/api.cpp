@@ -152,8 +152,14 @@ Result<Response> Handler::api_caches(const Prepared& p, Request& request, std::s
         }
         TRY_ASSIGN(auto missing, m_service.missing_paths(row, hashes));
         // The upstream keys let `larder push` skip what upstream caches serve
-        // without asking a second time.
-        return json_response(200, json{{"missing", missing}, {"upstream_keys", row.upstream_keys}}.dump());
+        // without asking a second time, 
+        // and the chunking, so that push can send the chunks as stored.
+        const auto& chunking = m_service.config();
+        json chunks{{"min_size", chunking.chunk_params.min_size}, {"avg_size", chunking.chunk_params.avg_size},
+                    {"max_size", chunking.chunk_params.max_size}, {"single_below", chunking.single_chunk_below},
+                    {"zstd_level", chunking.zstd_level}};
+        return json_response(200, json{{"missing", missing}, {"upstream_keys", row.upstream_keys},
+                                       {"chunks", chunks}}.dump());
     }
     return fail(ErrorCode::not_found, "no such API endpoint");
 }

@@ -110,6 +110,7 @@ Result<Prepared> Handler::prepare(const Request& request) {
         TRY_ASSIGN(p.push, m_service.check_push(*p.cache, p.route.name,
                                                 std::string_view(reinterpret_cast<const char*>(text->data()), text->size()),
                                                 request.push_upstream));
+        p.push->chunk_frames = request.push_frames;
     }
     if (needed == Permission::push)
         p.body = p.route.kind == RouteKind::nar || p.route.kind == RouteKind::push ? BodyKind::nar_upload

@@ -25,6 +25,7 @@ struct Request {
     std::string range;
     std::string push_narinfo;   // X-Larder-NarInfo: base64 narinfo (push)
     std::string push_upstream;  // X-Larder-Upstream: hash parts (push)
+    bool push_frames = false;   // X-Larder-Frames: chunks (push: one zstd frame per chunk)
     std::string body;  // for requests with small bodies
 };
 

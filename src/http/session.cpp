@@ -168,6 +168,7 @@ public:
             request.range = header(msg, bhttp::field::range);
             if (auto it = msg.find("X-Larder-NarInfo"); it != msg.end()) request.push_narinfo = it->value();
             if (auto it = msg.find("X-Larder-Upstream"); it != msg.end()) request.push_upstream = it->value();
+            if (auto it = msg.find("X-Larder-Frames"); it != msg.end()) request.push_frames = it->value() == "chunks";
             bool expects_continue = beast::iequals(header(msg, bhttp::field::expect), "100-continue");
             bool keep_alive = msg.keep_alive();
             unsigned version = msg.version();

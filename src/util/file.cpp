@@ -43,17 +43,17 @@ Result<std::string> read_file(const std::filesystem::path& path) {
 }
 
 Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view contents,
-                               mode_t mode) {
-    std::random_device rd;
+                               mode_t mode, bool durable) {
+    thread_local std::mt19937_64 random(std::random_device{}());
     auto tmp = path;
-    tmp += fmt::format(".tmp-{:08x}", rd());
+    tmp += fmt::format(".tmp-{:016x}", random());
     UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
     if (!fd) return fail(ErrorCode::unavailable, errno_message("cannot create", tmp));
     // The umask may have narrowed the mode; set it exactly.
     bool written = ::fchmod(fd.get(), mode) == 0;
     if (written) {
         FdSink sink(fd.get(), 0);
-        written = sink.write(contents).ok() && ::fsync(fd.get()) == 0;
+        written = sink.write(contents).ok() && (!durable || ::fsync(fd.get()) == 0);
     }
     if (!written || ::rename(tmp.c_str(), path.c_str()) != 0) {
         auto message = errno_message("cannot write", path);

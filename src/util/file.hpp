@@ -15,8 +15,10 @@ namespace larder {
 
 Result<std::string> read_file(const std::filesystem::path& path);
 
+// Readers see the old file or all of the new one. `durable`: fsync before the
+// rename; otherwise the caller makes it durable later (e.g. one syncfs).
 Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view contents,
-                               mode_t mode = 0644);
+                               mode_t mode = 0644, bool durable = true);
 
 // An fd closed on destruction.
 class UniqueFd {

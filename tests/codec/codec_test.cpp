@@ -92,3 +92,37 @@ TEST(Codec, MethodNames) {
     StringSink sink;
     EXPECT_FALSE(codec::make_compressor(codec::Method::bzip2, sink));
 }
+
+TEST(FrameSplitter, HandsOverEachFrameWithItsContent) {
+    codec::FrameCompressor z(3);
+    std::string stream, f1, f2;
+    ASSERT_TRUE(z.compress(std::string(100000, 'a'), f1));
+    ASSERT_TRUE(z.compress("second chunk", f2));
+    stream = f1 + f2;
+    std::vector<std::pair<std::string, std::string>> got;
+    auto splitter = codec::make_frame_splitter(1 << 20, [&](std::string_view frame, std::string_view content) -> Result<void> {
+        got.emplace_back(frame, content);
+        return ok();
+    });
+    for (size_t i = 0; i < stream.size(); i += 7) ASSERT_TRUE(splitter->write(std::string_view(stream).substr(i, 7)));
+    ASSERT_TRUE(splitter->finish());
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0].first, f1);
+    EXPECT_EQ(got[0].second, std::string(100000, 'a'));
+    EXPECT_EQ(got[1].first, f2);
+    EXPECT_EQ(got[1].second, "second chunk");
+}
+
+TEST(FrameSplitter, RejectsOversizedTruncatedAndGarbageFrames) {
+    codec::FrameCompressor z(3);
+    std::string frame;
+    ASSERT_TRUE(z.compress(std::string(5000, 'b'), frame));
+    auto none = [](std::string_view, std::string_view) -> Result<void> { return ok(); };
+    auto small = codec::make_frame_splitter(4096, none);
+    EXPECT_FALSE(small->write(frame));
+    auto truncated = codec::make_frame_splitter(1 << 20, none);
+    ASSERT_TRUE(truncated->write(std::string_view(frame).substr(0, frame.size() - 3)));
+    EXPECT_FALSE(truncated->finish());
+    auto garbage = codec::make_frame_splitter(1 << 20, none);
+    EXPECT_FALSE(garbage->write("definitely not zstd"));
+}

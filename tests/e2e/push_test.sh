@@ -95,5 +95,18 @@ info=$(printf 'StorePath: %s\nURL: nar/x\nCompression: zstd\nNarHash: sha256:%s\
     "$root3" "$(printf 0%.0s $(seq 52))" "$(basename "${signed[0]}")" | base64 -w0)
 expect_push 400 "reference missing" -H "X-Larder-NarInfo: $info"
 grep -q "not in cache 'main'" "$TMP/body" || fail "message: $(cat "$TMP/body")"
+# A leaf with a valid narinfo but a body that is not zstd frames.
+leaf=${closure3[0]}
+[ "$(visible "$leaf")" = 404 ] || leaf=$(nix-store -qR "$root3" | while read -r p; do
+    [ "$(visible "$p")" = 404 ] && [ -z "$(nix-store -q --references "$p" | grep -v "$p")" ] && echo "$p" && break; done)
+if [ -n "$leaf" ]; then
+    leafinfo=$(printf 'StorePath: %s\nURL: nar/x\nCompression: zstd\nNarHash: %s\nNarSize: %s\nReferences: \n' "$leaf" \
+        "$(nix path-info --json "$leaf" | jq -r '.[0].narHash')" "$(nix path-info --json "$leaf" | jq -r '.[0].narSize')" | base64 -w0)
+    got=$(echo garbage | curl -s -o "$TMP/body" -w '%{http_code}' -X PUT -H "Authorization: Bearer $ADMIN_TOKEN" \
+        -H "X-Larder-NarInfo: $leafinfo" -H "X-Larder-Frames: chunks" --data-binary @- \
+        "$URL/main/push/$(basename "$leaf" | cut -c1-32)")
+    [ "$got" = 400 ] && grep -q 'zstd' "$TMP/body" || fail "garbage frames: $got $(cat "$TMP/body")"
+    [ "$(visible "$leaf")" = 404 ] || fail "a garbage push became visible"
+fi
 ! grep -q '" 5[0-9][0-9] ' "$TMP/data/serve.log" || fail "the server answered 5xx"
 pass "malformed pushes get 400 with the reason"

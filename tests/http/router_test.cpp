@@ -23,6 +23,11 @@ TEST(Router, NixProtocolRoutes) {
     EXPECT_EQ(route("/api/v1/caches/main")->name, "caches/main");
     EXPECT_EQ(route("/health")->kind, RouteKind::health);
     EXPECT_EQ(route("/main/nix-cache-info?x=1")->query, "x=1");
+    auto push = route("/main/push/0c5ykcv9xf0v3y41ic79ndw8ngq5s0qb");
+    ASSERT_TRUE(push);
+    EXPECT_EQ(push->kind, RouteKind::push);
+    EXPECT_EQ(push->name, "0c5ykcv9xf0v3y41ic79ndw8ngq5s0qb");
+    EXPECT_EQ(route("/main/push/not-a-hash").error().code, ErrorCode::invalid_input);
 }
 
 TEST(Router, RejectsPathsThatClimbOut) {

@@ -1,0 +1,9 @@
+# Shared setup of the benchmarks that run larder against Nix: the release
+# build, the e2e helpers (scratch dir, start_server), and the medium corpus.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export LARDER=$PWD/build/release/larder LARDER_SOURCE=$PWD
+[ -x "$LARDER" ] || scripts/build.sh release > /dev/null
+source tests/e2e/lib.sh
+export NIX_CONFIG="$NIX_CONFIG"$'\n'"require-sigs = false"
+root=$(bash tests/e2e/make_corpus.sh medium)
