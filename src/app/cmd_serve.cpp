@@ -93,7 +93,7 @@ Result<void> serve(const ServeOptions& o) {
     if (config.storage.empty()) config.storage = "file://" + (config.data_dir / "blobs").string();
 
     TRY_ASSIGN(auto db, db::open_metadata_store(config.database));
-    TRY_ASSIGN(auto blobs, blob::open_blob_store(config.storage));
+    TRY_ASSIGN(auto blobs, blob::open_blob_store(config.storage, config.s3_credentials));
     cache::CacheService service(config.cache, *db, *blobs);
     cache::Access access(*db);
     TRY(bootstrap(config, service, access));

@@ -1,10 +1,12 @@
 #include "app/server_config.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <set>
 
 #include <fmt/core.h>
+#include <spdlog/spdlog.h>
 #include <toml++/toml.h>
 
 #include "util/file.hpp"
@@ -69,7 +71,8 @@ Result<ServeConfig> load_serve_config(const std::optional<std::string>& path) {
         return bad(*path, fmt::format("{} (line {})", e.description(), e.source().begin.line));
     }
     TRY(check_keys(*path, t, "", {"listen", "data_dir", "database", "storage", "public_url", "key_prefix",
-                                  "threads", "log_level", "log_requests", "limits", "timeouts", "tls", "caches", "chunks"}));
+                                  "threads", "log_level", "log_requests", "limits", "timeouts", "tls", "caches", "chunks",
+                                  "s3"}));
     std::string data_dir = config.data_dir.string();
     TRY(read(*path, t, "listen", config.server.listen));
     TRY(read(*path, t, "data_dir", data_dir));
@@ -104,6 +107,19 @@ Result<ServeConfig> load_serve_config(const std::optional<std::string>& path) {
         TRY(check_keys(*path, *tls, "tls.", {"certificate", "key"}));
         TRY(read(*path, *tls, "certificate", config.server.tls_certificate));
         TRY(read(*path, *tls, "key", config.server.tls_key));
+    }
+    if (auto* s3 = t["s3"].as_table()) {
+        TRY(check_keys(*path, *s3, "s3.", {"access_key_id", "secret_access_key", "session_token"}));
+        blob::Credentials c;
+        TRY(read(*path, *s3, "access_key_id", c.access_key_id));
+        TRY(read(*path, *s3, "secret_access_key", c.secret_access_key));
+        TRY(read(*path, *s3, "session_token", c.session_token));
+        if (c.access_key_id.empty() || c.secret_access_key.empty())
+            return bad(*path, "[s3] needs both access_key_id and secret_access_key");
+        struct stat st {};
+        if (::stat(path->c_str(), &st) == 0 && (st.st_mode & 077))
+            spdlog::warn("{} holds an S3 secret but is readable by others: chmod 600 it", *path);
+        config.s3_credentials = std::move(c);
     }
     if (auto* chunks = t["chunks"].as_table()) {
         TRY(check_keys(*path, *chunks, "chunks.", {"min_size", "avg_size", "max_size", "single_below", "zstd_level"}));

@@ -1,5 +1,6 @@
 #include "blob/blob_store.hpp"
 
+#include <algorithm>
 #include <filesystem>
 
 #include <fmt/core.h>
@@ -9,8 +10,18 @@
 namespace larder::blob {
 
 std::unique_ptr<BlobStore> make_local_store(std::filesystem::path root);  // local_store.cpp
+Result<std::unique_ptr<BlobStore>> open_s3_store(std::string_view url,
+                                                 const std::optional<Credentials>& credentials);  // s3_store.cpp
 
-Result<std::unique_ptr<BlobStore>> open_blob_store(std::string_view url) {
+bool is_valid_key(std::string_view key) {
+    return key.size() >= 3 && key.size() <= 128 && std::all_of(key.begin(), key.end(), [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '-' || c == '_';
+           });
+}
+
+Result<std::unique_ptr<BlobStore>> open_blob_store(std::string_view url,
+                                                   const std::optional<Credentials>& credentials) {
+    if (url.starts_with("s3://")) return open_s3_store(url, credentials);
     TRY_ASSIGN(auto path, strip_scheme(url, "file", "storage"));
     if (path.empty() || path.front() != '/')
         return fail(ErrorCode::invalid_input, "storage path must be absolute");

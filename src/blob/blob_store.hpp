@@ -11,9 +11,13 @@
 #include <string_view>
 #include <vector>
 
+#include "blob/sigv4.hpp"
 #include "util/io.hpp"
 
 namespace larder::blob {
+
+// Keys: 3-128 of [0-9a-z_-] (content hashes), safe as file and object names.
+bool is_valid_key(std::string_view key);
 
 class BlobStore {
 public:
@@ -40,7 +44,14 @@ public:
     virtual std::string describe() const = 0;
 };
 
-// "file:///abs/dir" or a plain directory path.
-Result<std::unique_ptr<BlobStore>> open_blob_store(std::string_view url);
+// "file:///abs/dir", a plain directory path, or
+// "s3://BUCKET[/PREFIX]?endpoint=URL&region=R&addressing=path|virtual" (AWS's
+// endpoint for the region when none is given). S3 credentials: `credentials`
+// if given, else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN,
+// else ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE, profile AWS_PROFILE or
+// default). An S3 store is checked with a signed request before it is
+// returned, so wrong credentials fail here with a message saying so.
+Result<std::unique_ptr<BlobStore>> open_blob_store(std::string_view url,
+                                                   const std::optional<Credentials>& credentials = std::nullopt);
 
 }  // namespace larder::blob

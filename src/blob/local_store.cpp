@@ -21,13 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool is_valid_key(std::string_view key) {
-    return key.size() >= 3 && key.size() <= 128 &&
-           std::all_of(key.begin(), key.end(), [](char c) {
-               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '-' || c == '_';
-           });
-}
-
 // Reads a byte range of an open file with pread.
 class RangeSource : public Source {
 public:

@@ -11,6 +11,9 @@
 
 namespace larder {
 
+// Without leading and trailing spaces, tabs, CR and LF.
+std::string_view trim(std::string_view s);
+
 std::vector<std::string_view> split(std::string_view s, char sep);
 
 // Plain decimal digits only (no sign, no spaces), as Nix's string2Int accepts

@@ -8,8 +8,12 @@ set -euo pipefail
 export NIX_CONFIG=$'sandbox = false\nbuild-users-group =\nexperimental-features = nix-command\nsubstituters =\nrequire-sigs = true'
 TMP=$(mktemp -d /tmp/larder-e2e.XXXXXX)
 export XDG_CACHE_HOME=$TMP/xdg-cache   # Nix's narinfo cache, fresh per test
+source "$LARDER_SOURCE/tests/peers/ceph_s3.sh"
 cleanup() {
     if [ -n "${SERVER_PID:-}" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+    if [ -n "${SERVER2_PID:-}" ]; then kill "$SERVER2_PID" 2>/dev/null || true; fi
+    ceph_s3_stop
+    if declare -F postgres_stop > /dev/null; then postgres_stop; fi
     if [ -n "${KEEP_TMP:-}" ]; then return 0; fi
     chmod -R u+w "$TMP" 2>/dev/null || true
     rm -rf "$TMP"
@@ -25,10 +29,14 @@ small_corpus() { bash "$LARDER_SOURCE/tests/e2e/make_corpus.sh" small; }
 
 # Starts `larder serve` on a free port with data in $1 (extra arguments are
 # passed on). Sets SERVER_PID, URL, HOST_PORT, ADMIN_TOKEN.
+# LARDER_TEST_CONFIG, if set, is the config file unless one is passed (the
+# S3/PostgreSQL runs of the server tests use it).
 start_server() {
     local data=$1; shift
     mkdir -p "$data"
-    "$LARDER" serve --data "$data" --listen 127.0.0.1:${PORT:-0} "$@" > "$data/serve.log" 2>&1 &
+    local config=()
+    if [ -n "${LARDER_TEST_CONFIG:-}" ] && [[ " $* " != *" --config "* ]]; then config=(--config "$LARDER_TEST_CONFIG"); fi
+    "$LARDER" serve --data "$data" --listen 127.0.0.1:${PORT:-0} "${config[@]}" "$@" > "$data/serve.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 100); do
         URL=$(sed -n 's/.*listening on \(http[s]*:\/\/[0-9.:]*\).*/\1/p' "$data/serve.log" | head -1)

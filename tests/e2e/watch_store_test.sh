@@ -29,7 +29,7 @@ trap 'kill $WATCH_PID 2>/dev/null || true; cleanup' EXIT
 sleep 0.5
 out=$(build watched-$$)
 [ -n "$out" ] || fail "the build failed: $(tail -3 "$TMP/nix.log")"
-wait_visible "$out" 20 || fail "$out did not appear in the cache: $(tail -5 "$TMP/watch.log")"
+wait_visible "$out" 60 || fail "$out did not appear in the cache: $(tail -5 "$TMP/watch.log")"
 dep=$(nix-store -q --references "$out")
 [ "$(visible "$dep")" = 200 ] || fail "its reference $dep is not in the cache"
 grep -q '\.drv' "$TMP/data/serve.log" && fail "watch-store pushed a .drv"
@@ -51,7 +51,7 @@ grep -q "hooked-$$" "$TMP"/queue/*.paths || fail "the queue lacks $out2 (and its
 [ "$(visible "$out2")" = 404 ] || fail "pushed before watch-store ran"
 "$LARDER" watch-store main --queue "$TMP/queue" --interval 0.2 > "$TMP/watch2.log" 2>&1 &
 WATCH_PID=$!
-wait_visible "$out2" 20 || fail "$out2 did not appear: $(tail -5 "$TMP/watch2.log")"
+wait_visible "$out2" 60 || fail "$out2 did not appear: $(tail -5 "$TMP/watch2.log")"
 for _ in $(seq 50); do ls "$TMP"/queue/*.paths > /dev/null 2>&1 || break; sleep 0.1; done
 ls "$TMP"/queue/*.paths > /dev/null 2>&1 && fail "the queue was not emptied"
 pass "post-build-hook queued $out2 and watch-store --queue pushed it"

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Larder on a real S3 (Ceph radosgw, which checks SigV4): a wrong secret stops
+# startup with a clear message; the real-Nix server test passes on it; radosgw
+# stopped in the middle of a push gives a clear error and nothing partial, and
+# the push succeeds once it is back.
+source "$(dirname "$0")/lib.sh"
+
+ceph_s3_start "$TMP/ceph" || fail "could not start radosgw"
+s3_config() {  # FILE SECRET
+    cat > "$1" <<TOML
+storage = "s3://$S3_BUCKET/larder?endpoint=$S3_ENDPOINT&region=$S3_REGION"
+[s3]
+access_key_id = "$S3_ACCESS_KEY"
+secret_access_key = "$2"
+TOML
+    chmod 600 "$1"
+}
+
+# 1. A wrong secret: startup fails and says why, without the secret.
+s3_config "$TMP/wrong.toml" "not-the-secret-0000000000000000000000000"
+if "$LARDER" serve --data "$TMP/wrong" --listen 127.0.0.1:0 --config "$TMP/wrong.toml" > "$TMP/wrong.log" 2>&1; then
+    fail "larder serve started with a wrong S3 secret"
+fi
+grep -q 'refused the credentials' "$TMP/wrong.log" || fail "unclear error: $(cat "$TMP/wrong.log")"
+grep -q 'not-the-secret' "$TMP/wrong.log" && fail "the secret appears in the error"
+pass "a wrong S3 secret stops startup: $(tail -1 "$TMP/wrong.log")"
+
+# 2. The real-Nix server test, with NARs on S3.
+s3_config "$TMP/s3.toml" "$S3_SECRET_KEY"
+LARDER_TEST_CONFIG=$TMP/s3.toml bash "$LARDER_SOURCE/tests/e2e/serve_nix_test.sh" > "$TMP/serve_nix.out" 2>&1 \
+    || { cat "$TMP/serve_nix.out"; fail "serve_nix_test on S3"; }
+pass "serve_nix_test passes with storage on S3 ($(grep -c '^ok' "$TMP/serve_nix.out") checks)"
+
+# 3. radosgw stops in the middle of a push.
+start_server "$TMP/data" --config "$TMP/s3.toml"
+export LARDER_SERVER=$URL LARDER_TOKEN=$ADMIN_TOKEN
+visible() { status_anon -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/main/$(basename "$1" | cut -c1-32).narinfo"; }
+root=$(bash "$LARDER_SOURCE/tests/e2e/make_corpus.sh" small s3-$$)
+mapfile -t closure < <(nix-store -qR "$root")
+"$LARDER" push main "$root" -j 1 --retries 1 > "$TMP/push1.out" 2>&1 &
+push_pid=$!
+for _ in $(seq 200); do grep -q 'PUT /main/push' "$TMP/data/serve.log" && break; sleep 0.02; done
+ceph_s3_stop_rgw
+if wait "$push_pid"; then fail "the push succeeded without radosgw"; fi
+grep -q 'S3' "$TMP/push1.out" || fail "the error does not name S3: $(tail -3 "$TMP/push1.out")"
+! grep -q '" 500 \| 500 [0-9.]*ms' "$TMP/data/serve.log" || fail "the server answered 500"
+for p in "${closure[@]}"; do
+    [ "$(visible "$p")" = 200 ] || continue
+    for r in $(nix-store -q --references "$p"); do
+        [ "$(visible "$r")" = 200 ] || fail "$p is visible without its reference $r"
+    done
+done
+pass "radosgw stopped mid-push: '$(grep -m1 'error:' "$TMP/push1.out" | cut -c1-150)'; no partial closure visible"
+ceph_s3_start_rgw || fail "radosgw did not restart"
+"$LARDER" push main "$root" > "$TMP/push2.out" 2>&1 || { cat "$TMP/push2.out"; fail "push after radosgw came back"; }
+KEY=$(curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/api/v1/caches/main" | json_field public_key)
+printf 'machine 127.0.0.1 password %s\n' "$ADMIN_TOKEN" > "$TMP/netrc"
+nix store verify --option netrc-file "$TMP/netrc" --store "$URL/main" --trusted-public-keys "$KEY" \
+    --sigs-needed 1 -r "$root" 2>> "$TMP/nix.log" || fail "nix store verify against the cache: $(tail -3 "$TMP/nix.log")"
+pass "after radosgw came back the push completed and nix store verify accepts all ${#closure[@]} paths"
