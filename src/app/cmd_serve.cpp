@@ -48,7 +48,10 @@ Result<void> bootstrap(const ServeConfig& config, cache::CacheService& service, 
         auto existing = service.cache(d.name);
         if (existing) continue;
         if (existing.error().code != ErrorCode::not_found) return Failure{std::move(existing).error()};
-        TRY(service.create_cache(d.name, d.settings));
+        auto created = service.create_cache(d.name, d.settings);
+        // A replica starting at the same moment may have created it first.
+        if (!created && created.error().code == ErrorCode::conflict) continue;
+        if (!created) return Failure{std::move(created).error()};
         spdlog::info("created cache '{}'", d.name);
     }
     return ok();

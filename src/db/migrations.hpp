@@ -95,4 +95,95 @@ CREATE TABLE tokens (
 )SQL",
 };
 
+// PostgreSQL: the same tables; version in schema_version, applied under an
+// advisory lock so that replicas starting together migrate once.
+inline constexpr std::array k_postgres_migrations = {
+    // 1: the initial schema.
+    R"SQL(
+CREATE TABLE caches (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    is_public INTEGER NOT NULL DEFAULT 0,
+    priority INTEGER NOT NULL DEFAULT 40,
+    store_dir TEXT NOT NULL DEFAULT '/nix/store',
+    upstream_keys TEXT NOT NULL DEFAULT 'cache.nixos.org-1',
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE cache_keys (
+    id BIGSERIAL PRIMARY KEY,
+    cache_id BIGINT NOT NULL REFERENCES caches(id) ON DELETE CASCADE,
+    secret TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    current INTEGER NOT NULL DEFAULT 1,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX cache_keys_cache ON cache_keys(cache_id);
+CREATE TABLE chunks (
+    id BIGSERIAL PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    size BIGINT NOT NULL,
+    stored_size BIGINT NOT NULL,
+    compression TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE nars (
+    id BIGSERIAL PRIMARY KEY,
+    nar_hash TEXT NOT NULL UNIQUE,
+    nar_size BIGINT NOT NULL,
+    file_hash TEXT NOT NULL,
+    file_size BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX nars_file_hash ON nars(file_hash);
+CREATE TABLE nar_chunks (
+    nar_id BIGINT NOT NULL REFERENCES nars(id) ON DELETE CASCADE,
+    seq BIGINT NOT NULL,
+    chunk_id BIGINT NOT NULL REFERENCES chunks(id),
+    PRIMARY KEY (nar_id, seq)
+);
+CREATE INDEX nar_chunks_chunk ON nar_chunks(chunk_id);
+CREATE TABLE uploads (
+    cache_id BIGINT NOT NULL REFERENCES caches(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    nar_id BIGINT NOT NULL REFERENCES nars(id),
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (cache_id, name)
+);
+CREATE TABLE objects (
+    id BIGSERIAL PRIMARY KEY,
+    cache_id BIGINT NOT NULL REFERENCES caches(id) ON DELETE CASCADE,
+    hash_part TEXT NOT NULL,
+    store_path TEXT NOT NULL,
+    nar_id BIGINT NOT NULL REFERENCES nars(id),
+    refs TEXT NOT NULL,
+    deriver TEXT NOT NULL,
+    system TEXT NOT NULL,
+    ca TEXT NOT NULL,
+    sigs TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_accessed_at BIGINT NOT NULL,
+    UNIQUE (cache_id, hash_part)
+);
+CREATE INDEX objects_nar ON objects(nar_id);
+CREATE TABLE files (
+    cache_id BIGINT NOT NULL REFERENCES caches(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    data BYTEA NOT NULL,
+    content_encoding TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (cache_id, kind, name)
+);
+CREATE TABLE tokens (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL,
+    secret_hash TEXT NOT NULL UNIQUE,
+    scopes TEXT NOT NULL,
+    expires_at BIGINT,
+    revoked_at BIGINT,
+    created_at BIGINT NOT NULL
+);
+)SQL",
+};
+
 }  // namespace larder::db

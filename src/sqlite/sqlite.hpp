@@ -112,6 +112,7 @@ public:
     }
 
     int64_t last_insert_id() const { return sqlite3_last_insert_rowid(m_db); }
+    bool healthy() const { return true; }
     int changes() const { return sqlite3_changes(m_db); }
 
 private:

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Larder on a real S3 (Ceph radosgw, which checks SigV4): a wrong secret stops
-# startup with a clear message; the real-Nix server test passes on it; radosgw
-# stopped in the middle of a push gives a clear error and nothing partial, and
-# the push succeeds once it is back.
+# Larder on a real S3 (Ceph radosgw, which checks SigV4) and PostgreSQL: a
+# wrong secret stops startup with a clear message; the real-Nix server test
+# passes on them; radosgw stopped in the middle of a push gives a clear error
+# and nothing partial, and the push succeeds once it is back.
 source "$(dirname "$0")/lib.sh"
 
 ceph_s3_start "$TMP/ceph" || fail "could not start radosgw"
+postgres_start || fail "could not start PostgreSQL"
 s3_config() {  # FILE SECRET
     cat > "$1" <<TOML
+database = "$PG_URL"
 storage = "s3://$S3_BUCKET/larder?endpoint=$S3_ENDPOINT&region=$S3_REGION"
 [s3]
 access_key_id = "$S3_ACCESS_KEY"
@@ -25,11 +27,12 @@ grep -q 'refused the credentials' "$TMP/wrong.log" || fail "unclear error: $(cat
 grep -q 'not-the-secret' "$TMP/wrong.log" && fail "the secret appears in the error"
 pass "a wrong S3 secret stops startup: $(tail -1 "$TMP/wrong.log")"
 
-# 2. The real-Nix server test, with NARs on S3.
+# 2. The real-Nix server test, with NARs on S3 and metadata in PostgreSQL.
 s3_config "$TMP/s3.toml" "$S3_SECRET_KEY"
 LARDER_TEST_CONFIG=$TMP/s3.toml bash "$LARDER_SOURCE/tests/e2e/serve_nix_test.sh" > "$TMP/serve_nix.out" 2>&1 \
     || { cat "$TMP/serve_nix.out"; fail "serve_nix_test on S3"; }
-pass "serve_nix_test passes with storage on S3 ($(grep -c '^ok' "$TMP/serve_nix.out") checks)"
+pass "serve_nix_test passes on S3 + PostgreSQL ($(grep -c '^ok' "$TMP/serve_nix.out") checks)"
+psql "$PG_URL" -q -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;" 2>/dev/null
 
 # 3. radosgw stops in the middle of a push.
 start_server "$TMP/data" --config "$TMP/s3.toml"

@@ -1,0 +1,524 @@
+// The metadata store's SQL, written once for both backends. `Backend`
+// supplies Connection and Query (bind with '?', step, columns), connect(),
+// migrate() and the statement that begins a write transaction. The SQL here
+// is the common dialect of SQLite >= 3.35 and PostgreSQL (RETURNING,
+// ON CONFLICT ... DO UPDATE SET x = excluded.x).
+#pragma once
+
+#include <ctime>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include "db/metadata_store.hpp"
+#include "util/strings.hpp"
+
+namespace larder::db::detail {
+
+inline int64_t now() { return static_cast<int64_t>(std::time(nullptr)); }
+
+inline std::string join(const std::vector<std::string>& items, char sep) {
+    std::string out;
+    for (const auto& item : items) {
+        if (!out.empty()) out += sep;
+        out += item;
+    }
+    return out;
+}
+
+inline std::vector<std::string> split_list(std::string_view text, char sep) {
+    std::vector<std::string> out;
+    for (auto part : split(text, sep))
+        if (!part.empty()) out.emplace_back(part);
+    return out;
+}
+
+// Applies migrations[version..] in order, each in its own transaction with
+// the statement that records it (`record`: a format string taking the new
+// version number).
+template <class Connection, class Migrations>
+Result<void> apply_migrations(Connection& conn, size_t version, const Migrations& migrations, const char* begin,
+                              const char* record) {
+    for (size_t i = version; i < migrations.size(); ++i) {
+        TRY(conn.exec(begin));
+        auto r = conn.exec(migrations[i]);
+        if (r) r = conn.exec(fmt::format(fmt::runtime(record), i + 1).c_str());
+        if (!r) {
+            (void)conn.exec("ROLLBACK");
+            return fail(ErrorCode::unavailable,
+                        fmt::format("database migration {} failed: {}", i + 1, r.error().message));
+        }
+        TRY(conn.exec("COMMIT"));
+    }
+    return ok();
+}
+
+template <class Backend>
+class SqlStore : public MetadataStore {
+public:
+    using Connection = typename Backend::Connection;
+    using Query = typename Backend::Query;
+
+    explicit SqlStore(std::string url) : m_path(std::move(url)) {}
+
+    Result<void> open() {
+        TRY_ASSIGN(auto conn, connect());
+        TRY(Backend::migrate(*conn));
+        m_idle.push_back(std::move(conn));
+        return ok();
+    }
+
+    // --- caches -----------------------------------------------------------
+    Result<CacheRow> create_cache(const CacheRow& c, const KeyRow& key) override {
+        return with_transaction([&](Connection& conn) -> Result<CacheRow> {
+            auto q = conn.query(
+                "INSERT INTO caches (name, is_public, priority, store_dir, upstream_keys, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id");
+            q.bind(c.name).bind(int64_t{c.is_public}).bind(int64_t{c.priority}).bind(c.store_dir)
+                .bind(join(c.upstream_keys, ' ')).bind(now());
+            auto r = q.step();
+            if (!r) {
+                if (r.error().code == ErrorCode::conflict)
+                    return fail(ErrorCode::conflict, fmt::format("a cache named '{}' already exists", c.name));
+                return Failure{std::move(r).error()};
+            }
+            CacheRow row = c;
+            row.id = q.i64(0);
+            KeyRow k = key;
+            k.cache_id = row.id;
+            TRY(insert_key(conn, k));
+            return row;
+        });
+    }
+
+    Result<CacheRow> get_cache(std::string_view name) override {
+        return with_connection([&](Connection& conn) -> Result<CacheRow> {
+            auto q = conn.query(
+                "SELECT id, name, is_public, priority, store_dir, upstream_keys, created_at "
+                "FROM caches WHERE name = ?");
+            q.bind(name);
+            TRY_ASSIGN(bool row, q.step());
+            if (!row) return fail(ErrorCode::not_found, fmt::format("no cache named '{}'", name));
+            return cache_row(q);
+        });
+    }
+
+    Result<std::vector<CacheRow>> list_caches() override {
+        return with_connection([&](Connection& conn) -> Result<std::vector<CacheRow>> {
+            auto q = conn.query(
+                "SELECT id, name, is_public, priority, store_dir, upstream_keys, created_at "
+                "FROM caches ORDER BY name");
+            std::vector<CacheRow> rows;
+            for (;;) {
+                TRY_ASSIGN(bool row, q.step());
+                if (!row) return rows;
+                rows.push_back(cache_row(q));
+            }
+        });
+    }
+
+    Result<void> update_cache(const CacheRow& c) override {
+        return with_connection([&](Connection& conn) {
+            auto q = conn.query(
+                "UPDATE caches SET is_public = ?, priority = ?, store_dir = ?, upstream_keys = ? "
+                "WHERE id = ?");
+            q.bind(int64_t{c.is_public}).bind(int64_t{c.priority}).bind(c.store_dir)
+                .bind(join(c.upstream_keys, ' ')).bind(c.id);
+            return q.run();
+        });
+    }
+
+    Result<void> delete_cache(int64_t cache_id) override {
+        return with_connection([&](Connection& conn) {
+            auto q = conn.query("DELETE FROM caches WHERE id = ?");
+            q.bind(cache_id);
+            return q.run();
+        });
+    }
+
+    Result<std::vector<KeyRow>> cache_keys(int64_t cache_id) override {
+        return with_connection([&](Connection& conn) -> Result<std::vector<KeyRow>> {
+            auto q = conn.query(
+                "SELECT id, cache_id, secret, public_key, current FROM cache_keys "
+                "WHERE cache_id = ? ORDER BY current DESC, id DESC");
+            q.bind(cache_id);
+            std::vector<KeyRow> rows;
+            for (;;) {
+                TRY_ASSIGN(bool row, q.step());
+                if (!row) return rows;
+                rows.push_back(KeyRow{q.i64(0), q.i64(1), q.text(2), q.text(3), q.i64(4) != 0});
+            }
+        });
+    }
+
+    Result<void> add_cache_key(const KeyRow& key) override {
+        return with_transaction([&](Connection& conn) -> Result<void> {
+            auto q = conn.query("UPDATE cache_keys SET current = 0 WHERE cache_id = ?");
+            q.bind(key.cache_id);
+            TRY(q.run());
+            return insert_key(conn, key);
+        });
+    }
+
+    // --- chunks and NARs --------------------------------------------------
+    Result<std::optional<ChunkRow>> find_chunk(std::string_view hash) override {
+        return with_connection([&](Connection& conn) -> Result<std::optional<ChunkRow>> {
+            auto q = conn.query("SELECT id, hash, size, stored_size, compression FROM chunks WHERE hash = ?");
+            q.bind(hash);
+            TRY_ASSIGN(bool row, q.step());
+            if (!row) return std::optional<ChunkRow>();
+            return std::optional<ChunkRow>(chunk_row(q, 0));
+        });
+    }
+
+    Result<ChunkRow> insert_chunk(const ChunkRow& c) override {
+        return with_connection([&](Connection& conn) -> Result<ChunkRow> {
+            auto q = conn.query(
+                "INSERT INTO chunks (hash, size, stored_size, compression, created_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING");
+            q.bind(c.hash).bind(static_cast<int64_t>(c.size)).bind(static_cast<int64_t>(c.stored_size))
+                .bind(c.compression).bind(now());
+            TRY(q.run());
+            auto s = conn.query("SELECT id, hash, size, stored_size, compression FROM chunks WHERE hash = ?");
+            s.bind(c.hash);
+            TRY_ASSIGN(bool row, s.step());
+            if (!row) return fail(ErrorCode::internal, "chunk vanished after insert");
+            return chunk_row(s, 0);
+        });
+    }
+
+    Result<NarRow> insert_nar(const NarRow& nar) override {
+        return with_transaction([&](Connection& conn) -> Result<NarRow> {
+            // Another upload (or replica) may have stored the same NAR first.
+            auto q = conn.query(
+                "INSERT INTO nars (nar_hash, nar_size, file_hash, file_size, created_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (nar_hash) DO NOTHING RETURNING id");
+            q.bind(nar.nar_hash).bind(static_cast<int64_t>(nar.nar_size)).bind(nar.file_hash)
+                .bind(static_cast<int64_t>(nar.file_size)).bind(now());
+            TRY_ASSIGN(bool inserted, q.step());
+            if (!inserted) {
+                auto existing = conn.query("SELECT id FROM nars WHERE nar_hash = ?");
+                existing.bind(nar.nar_hash);
+                TRY_ASSIGN(bool found, existing.step());
+                if (!found) return fail(ErrorCode::unavailable, "a NAR vanished while it was stored; try again");
+                auto id = existing.i64(0);
+                return load_nar(conn, id);
+            }
+            NarRow row = nar;
+            row.id = q.i64(0);
+            for (size_t i = 0; i < nar.chunks.size(); ++i) {
+                auto c = conn.query("INSERT INTO nar_chunks (nar_id, seq, chunk_id) VALUES (?, ?, ?)");
+                c.bind(row.id).bind(static_cast<int64_t>(i)).bind(nar.chunks[i].id);
+                TRY(c.run());
+            }
+            return row;
+        });
+    }
+
+    Result<std::optional<NarRow>> find_nar(int64_t nar_id) override {
+        return with_connection([&](Connection& conn) -> Result<std::optional<NarRow>> {
+            auto r = load_nar(conn, nar_id);
+            if (!r && r.error().code == ErrorCode::not_found) return std::optional<NarRow>();
+            if (!r) return Failure{std::move(r).error()};
+            return std::optional<NarRow>(std::move(*r));
+        });
+    }
+
+    Result<std::optional<NarRow>> find_cache_nar(int64_t cache_id, std::string_view file_hash) override {
+        return with_connection([&](Connection& conn) -> Result<std::optional<NarRow>> {
+            auto q = conn.query(
+                "SELECT n.id FROM nars n WHERE n.file_hash = ? AND EXISTS "
+                "(SELECT 1 FROM objects o WHERE o.nar_id = n.id AND o.cache_id = ?)");
+            q.bind(file_hash).bind(cache_id);
+            TRY_ASSIGN(bool row, q.step());
+            if (!row) return std::optional<NarRow>();
+            auto id = q.i64(0);
+            TRY_ASSIGN(auto nar, load_nar(conn, id));
+            return std::optional<NarRow>(std::move(nar));
+        });
+    }
+
+    Result<int64_t> count_chunks() override {
+        return with_connection([&](Connection& conn) -> Result<int64_t> {
+            auto q = conn.query("SELECT count(*) FROM chunks");
+            TRY(q.step());
+            return q.i64(0);
+        });
+    }
+
+    Result<void> record_upload(int64_t cache_id, std::string_view name, int64_t nar_id) override {
+        return with_connection([&](Connection& conn) {
+            auto q = conn.query(
+                "INSERT INTO uploads (cache_id, name, nar_id, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (cache_id, name) DO UPDATE SET nar_id = excluded.nar_id, "
+                "created_at = excluded.created_at");
+            q.bind(cache_id).bind(name).bind(nar_id).bind(now());
+            return q.run();
+        });
+    }
+
+    Result<std::optional<int64_t>> find_upload(int64_t cache_id, std::string_view name) override {
+        return with_connection([&](Connection& conn) -> Result<std::optional<int64_t>> {
+            auto q = conn.query("SELECT nar_id FROM uploads WHERE cache_id = ? AND name = ?");
+            q.bind(cache_id).bind(name);
+            TRY_ASSIGN(bool row, q.step());
+            if (!row) return std::optional<int64_t>();
+            return std::optional<int64_t>(q.i64(0));
+        });
+    }
+
+    // --- objects ----------------------------------------------------------
+    Result<std::optional<ObjectRow>> find_object(int64_t cache_id, std::string_view hash_part) override {
+        return with_connection([&](Connection& conn) -> Result<std::optional<ObjectRow>> {
+            auto q = conn.query(
+                "SELECT o.id, o.cache_id, o.hash_part, o.store_path, o.nar_id, o.refs, o.deriver, "
+                "o.system, o.ca, o.sigs, o.created_at, n.nar_hash, n.nar_size, n.file_hash, n.file_size "
+                "FROM objects o JOIN nars n ON n.id = o.nar_id WHERE o.cache_id = ? AND o.hash_part = ?");
+            q.bind(cache_id).bind(hash_part);
+            TRY_ASSIGN(bool row, q.step());
+            if (!row) return std::optional<ObjectRow>();
+            return std::optional<ObjectRow>(object_row(q));
+        });
+    }
+
+    Result<std::vector<std::string>> missing_objects(int64_t cache_id,
+                                                     const std::vector<std::string>& hash_parts) override {
+        return with_connection([&](Connection& conn) -> Result<std::vector<std::string>> {
+            std::vector<std::string> missing;
+            auto q = conn.query("SELECT 1 FROM objects WHERE cache_id = ? AND hash_part = ?");
+            for (const auto& h : hash_parts) {
+                q.bind(cache_id).bind(h);
+                TRY_ASSIGN(bool row, q.step());
+                if (!row) missing.push_back(h);
+                q.reset();
+            }
+            return missing;
+        });
+    }
+
+    Result<void> put_object(const ObjectRow& o) override {
+        return with_connection([&](Connection& conn) {
+            auto q = conn.query(
+                "INSERT INTO objects (cache_id, hash_part, store_path, nar_id, refs, deriver, system, "
+                "ca, sigs, created_at, last_accessed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (cache_id, hash_part) DO UPDATE SET store_path = excluded.store_path, "
+                "nar_id = excluded.nar_id, refs = excluded.refs, deriver = excluded.deriver, "
+                "system = excluded.system, ca = excluded.ca, sigs = excluded.sigs");
+            auto t = now();
+            q.bind(o.cache_id).bind(o.hash_part).bind(o.store_path).bind(o.nar_id)
+                .bind(join(o.references, ' ')).bind(o.deriver).bind(o.system).bind(o.ca)
+                .bind(join(o.sigs, '\n')).bind(t).bind(t);
+            return q.run();
+        });
+    }
+
+    Result<std::vector<ObjectRow>> list_objects(int64_t cache_id) override {
+        return with_connection([&](Connection& conn) -> Result<std::vector<ObjectRow>> {
+            auto q = conn.query(
+                "SELECT o.id, o.cache_id, o.hash_part, o.store_path, o.nar_id, o.refs, o.deriver, "
+                "o.system, o.ca, o.sigs, o.created_at, n.nar_hash, n.nar_size, n.file_hash, n.file_size "
+                "FROM objects o JOIN nars n ON n.id = o.nar_id WHERE o.cache_id = ? ORDER BY o.hash_part");
+            q.bind(cache_id);
+            std::vector<ObjectRow> rows;
+            for (;;) {
+                TRY_ASSIGN(bool row, q.step());
+                if (!row) return rows;
+                rows.push_back(object_row(q));
+            }
+        });
+    }
+
+    Result<bool> delete_object(int64_t cache_id, std::string_view hash_part) override {
+        return with_connection([&](Connection& conn) -> Result<bool> {
+            auto q = conn.query("DELETE FROM objects WHERE cache_id = ? AND hash_part = ? RETURNING id");
+            q.bind(cache_id).bind(hash_part);
+            return q.step();
+        });
+    }
+
+    Result<void> set_object_sigs(int64_t object_id, const std::vector<std::string>& sigs) override {
+        return with_connection([&](Connection& conn) {
+            auto q = conn.query("UPDATE objects SET sigs = ? WHERE id = ?");
+            q.bind(join(sigs, '\n')).bind(object_id);
+            return q.run();
+        });
+    }
+
+    // --- files ------------------------------------------------------------
+    Result<void> put_file(int64_t cache_id, std::string_view kind, std::string_view name,
+                          std::string_view data, std::string_view encoding) override {
+        return with_connection([&](Connection& conn) {
+            auto q = conn.query(
+                "INSERT INTO files (cache_id, kind, name, data, content_encoding, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (cache_id, kind, name) DO UPDATE SET "
+                "data = excluded.data, content_encoding = excluded.content_encoding");
+            q.bind(cache_id).bind(kind).bind(name).bind_blob(data).bind(encoding).bind(now());
+            return q.run();
+        });
+    }
+
+    Result<std::optional<File>> get_file(int64_t cache_id, std::string_view kind,
+                                         std::string_view name) override {
+        return with_connection([&](Connection& conn) -> Result<std::optional<File>> {
+            auto q = conn.query(
+                "SELECT data, content_encoding FROM files WHERE cache_id = ? AND kind = ? AND name = ?");
+            q.bind(cache_id).bind(kind).bind(name);
+            TRY_ASSIGN(bool row, q.step());
+            if (!row) return std::optional<File>();
+            return std::optional<File>(File{q.text(0), q.text(1)});
+        });
+    }
+
+    // --- tokens -----------------------------------------------------------
+    Result<TokenRow> create_token(const TokenRow& t) override {
+        return with_connection([&](Connection& conn) -> Result<TokenRow> {
+            auto q = conn.query(
+                "INSERT INTO tokens (name, secret_hash, scopes, expires_at, revoked_at, created_at) "
+                "VALUES (?, ?, ?, ?, NULL, ?) RETURNING id");
+            auto created = now();
+            q.bind(t.name).bind(t.secret_hash).bind(t.scopes).bind(t.expires_at).bind(created);
+            TRY(q.step());
+            TokenRow row = t;
+            row.id = q.i64(0);
+            row.created_at = created;
+            return row;
+        });
+    }
+
+    Result<std::optional<TokenRow>> find_token(std::string_view secret_hash) override {
+        return with_connection([&](Connection& conn) -> Result<std::optional<TokenRow>> {
+            auto q = conn.query(
+                "SELECT id, name, secret_hash, scopes, expires_at, revoked_at, created_at "
+                "FROM tokens WHERE secret_hash = ?");
+            q.bind(secret_hash);
+            TRY_ASSIGN(bool row, q.step());
+            if (!row) return std::optional<TokenRow>();
+            return std::optional<TokenRow>(token_row(q));
+        });
+    }
+
+    Result<std::vector<TokenRow>> list_tokens() override {
+        return with_connection([&](Connection& conn) -> Result<std::vector<TokenRow>> {
+            auto q = conn.query(
+                "SELECT id, name, secret_hash, scopes, expires_at, revoked_at, created_at "
+                "FROM tokens ORDER BY id");
+            std::vector<TokenRow> rows;
+            for (;;) {
+                TRY_ASSIGN(bool row, q.step());
+                if (!row) return rows;
+                rows.push_back(token_row(q));
+            }
+        });
+    }
+
+    Result<void> revoke_token(int64_t id, int64_t when) override {
+        return with_connection([&](Connection& conn) -> Result<void> {
+            auto q = conn.query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL");
+            q.bind(when).bind(id);
+            return q.run();
+        });
+    }
+
+private:
+    Result<std::unique_ptr<Connection>> connect() { return Backend::connect(m_path); }
+
+    template <class F>
+    auto with_connection(F&& f) -> decltype(f(std::declval<Connection&>())) {
+        std::unique_ptr<Connection> conn;
+        {
+            std::lock_guard lock(m_mutex);
+            if (!m_idle.empty()) {
+                conn = std::move(m_idle.back());
+                m_idle.pop_back();
+            }
+        }
+        if (!conn) {
+            auto c = connect();
+            if (!c) return Failure{std::move(c).error()};
+            conn = std::move(*c);
+        }
+        auto result = f(*conn);
+        if (!conn->healthy()) return result;  // dropped; the next call connects afresh
+        std::lock_guard lock(m_mutex);
+        m_idle.push_back(std::move(conn));
+        return result;
+    }
+
+    template <class F>
+    auto with_transaction(F&& f) -> decltype(f(std::declval<Connection&>())) {
+        return with_connection([&](Connection& conn) -> decltype(f(conn)) {
+            TRY(conn.exec(Backend::k_begin));
+            auto result = f(conn);
+            if (result) {
+                auto c = conn.exec("COMMIT");
+                if (!c) {
+                    (void)conn.exec("ROLLBACK");
+                    return Failure{std::move(c).error()};
+                }
+            } else {
+                (void)conn.exec("ROLLBACK");
+            }
+            return result;
+        });
+    }
+
+    static Result<void> insert_key(Connection& conn, const KeyRow& k) {
+        auto q = conn.query(
+            "INSERT INTO cache_keys (cache_id, secret, public_key, current, created_at) VALUES (?, ?, ?, 1, ?)");
+        q.bind(k.cache_id).bind(k.secret).bind(k.public_key).bind(now());
+        return q.run();
+    }
+
+    static Result<NarRow> load_nar(Connection& conn, int64_t id) {
+        auto q = conn.query("SELECT id, nar_hash, nar_size, file_hash, file_size FROM nars WHERE id = ?");
+        q.bind(id);
+        TRY_ASSIGN(bool row, q.step());
+        if (!row) return fail(ErrorCode::not_found, "no such NAR");
+        NarRow nar{q.i64(0), q.text(1), static_cast<uint64_t>(q.i64(2)), q.text(3),
+                   static_cast<uint64_t>(q.i64(4)), {}};
+        auto c = conn.query(
+            "SELECT c.id, c.hash, c.size, c.stored_size, c.compression FROM nar_chunks nc "
+            "JOIN chunks c ON c.id = nc.chunk_id WHERE nc.nar_id = ? ORDER BY nc.seq");
+        c.bind(id);
+        for (;;) {
+            TRY_ASSIGN(bool more, c.step());
+            if (!more) break;
+            nar.chunks.push_back(chunk_row(c, 0));
+        }
+        return nar;
+    }
+
+    static CacheRow cache_row(Query& q) {
+        return CacheRow{q.i64(0), q.text(1), q.i64(2) != 0, static_cast<int>(q.i64(3)), q.text(4),
+                        split_list(q.text(5), ' '), q.i64(6)};
+    }
+
+    static ChunkRow chunk_row(Query& q, int c) {
+        return ChunkRow{q.i64(c), q.text(c + 1), static_cast<uint64_t>(q.i64(c + 2)),
+                        static_cast<uint64_t>(q.i64(c + 3)), q.text(c + 4)};
+    }
+
+    static ObjectRow object_row(Query& q) {
+        ObjectRow o{q.i64(0), q.i64(1), q.text(2), q.text(3), q.i64(4), split_list(q.text(5), ' '),
+                    q.text(6), q.text(7), q.text(8), split_list(q.text(9), '\n'), q.i64(10), {}};
+        o.nar = NarRow{o.nar_id, q.text(11), static_cast<uint64_t>(q.i64(12)), q.text(13),
+                       static_cast<uint64_t>(q.i64(14)), {}};
+        return o;
+    }
+
+    static TokenRow token_row(Query& q) {
+        TokenRow t{q.i64(0), q.text(1), q.text(2), q.text(3), {}, {}, q.i64(6)};
+        if (!q.is_null(4)) t.expires_at = q.i64(4);
+        if (!q.is_null(5)) t.revoked_at = q.i64(5);
+        return t;
+    }
+
+    std::string m_path;
+    std::mutex m_mutex;
+    std::vector<std::unique_ptr<Connection>> m_idle;
+};
+
+}  // namespace larder::db::detail

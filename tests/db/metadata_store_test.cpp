@@ -1,0 +1,209 @@
+// The metadata store contract, run against every backend: SQLite always,
+// PostgreSQL when LARDER_TEST_PG_URL names an empty database (the e2e script
+// metadata_postgres_test.sh starts one and runs these tests against it).
+#include "db/metadata_store.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "db/postgres.hpp"
+
+using namespace larder;
+using namespace larder::db;
+
+namespace {
+
+class MetadataStoreTest : public ::testing::TestWithParam<std::string> {
+protected:
+    void SetUp() override {
+        if (GetParam() == "sqlite") {
+            m_dir = std::filesystem::temp_directory_path() /
+                    ("larder-meta-" + std::to_string(getpid()) + "-" + std::to_string(++s_counter));
+            std::filesystem::create_directories(m_dir);
+            auto s = open_metadata_store("sqlite://" + (m_dir / "db.sqlite").string());
+            ASSERT_TRUE(s) << s.error().message;
+            m_store = std::move(*s);
+            return;
+        }
+        const char* url = std::getenv("LARDER_TEST_PG_URL");
+        if (!url || !*url) GTEST_SKIP() << "LARDER_TEST_PG_URL is not set (metadata_postgres_test.sh sets it)";
+        auto conn = db::pg::open(url);
+        ASSERT_TRUE(conn) << conn.error().message;
+        ASSERT_TRUE((*conn)->exec("DROP SCHEMA public CASCADE; CREATE SCHEMA public;"));
+        auto s = open_metadata_store(url);
+        ASSERT_TRUE(s) << s.error().message;
+        m_store = std::move(*s);
+    }
+    void TearDown() override {
+        m_store.reset();
+        if (!m_dir.empty()) std::filesystem::remove_all(m_dir);
+    }
+
+    CacheRow make_cache(const std::string& name) {
+        CacheRow c;
+        c.name = name;
+        c.upstream_keys = {"cache.nixos.org-1", "other-1"};
+        auto r = m_store->create_cache(c, KeyRow{0, 0, name + "-1:secret", name + "-1:public", true});
+        EXPECT_TRUE(r) << r.error().message;
+        return *r;
+    }
+
+    NarRow make_nar(const std::string& tag, const std::vector<std::string>& chunk_hashes) {
+        NarRow n{0, "sha256:nar" + tag, 100, "sha256:file" + tag, 40, {}};
+        for (const auto& h : chunk_hashes) {
+            auto c = m_store->insert_chunk(ChunkRow{0, h, 50, 20, "zstd"});
+            EXPECT_TRUE(c);
+            n.chunks.push_back(*c);
+        }
+        auto r = m_store->insert_nar(n);
+        EXPECT_TRUE(r) << r.error().message;
+        return *r;
+    }
+
+    ObjectRow make_object(const CacheRow& c, const NarRow& n, const std::string& hash) {
+        ObjectRow o;
+        o.cache_id = c.id;
+        o.hash_part = hash;
+        o.store_path = hash + "-name";
+        o.nar_id = n.id;
+        o.references = {"aaa-dep", hash + "-name"};
+        o.deriver = "bbb-x.drv";
+        o.sigs = {"k-1:sig1", "k-2:sig2"};
+        EXPECT_TRUE(m_store->put_object(o));
+        return o;
+    }
+
+    static inline int s_counter = 0;
+    std::filesystem::path m_dir;
+    std::unique_ptr<MetadataStore> m_store;
+};
+
+}  // namespace
+
+TEST_P(MetadataStoreTest, CachesAndKeys) {
+    auto a = make_cache("alpha");
+    EXPECT_GT(a.id, 0);
+    auto dup = m_store->create_cache(a, KeyRow{0, 0, "s", "p", true});
+    ASSERT_FALSE(dup);
+    EXPECT_EQ(dup.error().code, ErrorCode::conflict);
+    EXPECT_EQ(m_store->get_cache("nope").error().code, ErrorCode::not_found);
+    auto got = m_store->get_cache("alpha");
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->upstream_keys, (std::vector<std::string>{"cache.nixos.org-1", "other-1"}));
+    got->is_public = true;
+    got->priority = 10;
+    ASSERT_TRUE(m_store->update_cache(*got));
+    EXPECT_TRUE(m_store->get_cache("alpha")->is_public);
+    EXPECT_EQ(m_store->get_cache("alpha")->priority, 10);
+    make_cache("beta");
+    EXPECT_EQ(m_store->list_caches()->size(), 2u);
+
+    ASSERT_TRUE(m_store->add_cache_key(KeyRow{0, a.id, "alpha-2:secret", "alpha-2:public", true}));
+    auto keys = m_store->cache_keys(a.id);
+    ASSERT_TRUE(keys);
+    ASSERT_EQ(keys->size(), 2u);
+    EXPECT_EQ((*keys)[0].public_key, "alpha-2:public");
+    EXPECT_TRUE((*keys)[0].current);
+    EXPECT_FALSE((*keys)[1].current);
+
+    ASSERT_TRUE(m_store->delete_cache(a.id));
+    EXPECT_EQ(m_store->get_cache("alpha").error().code, ErrorCode::not_found);
+    EXPECT_TRUE(m_store->cache_keys(a.id)->empty());
+}
+
+TEST_P(MetadataStoreTest, ChunksAndNarsAreSharedAndIdempotent) {
+    auto c1 = m_store->insert_chunk(ChunkRow{0, "c1hash", 50, 20, "zstd"});
+    auto again = m_store->insert_chunk(ChunkRow{0, "c1hash", 50, 20, "zstd"});
+    ASSERT_TRUE(c1 && again);
+    EXPECT_EQ(c1->id, again->id);
+    EXPECT_EQ(*m_store->count_chunks(), 1);
+    EXPECT_FALSE(*m_store->find_chunk("other"));
+    EXPECT_EQ((*m_store->find_chunk("c1hash"))->stored_size, 20u);
+
+    auto n = make_nar("1", {"c1hash", "c2hash", "c1hash"});
+    auto same = make_nar("1", {"c1hash"});
+    EXPECT_EQ(n.id, same.id);
+    auto loaded = m_store->find_nar(n.id);
+    ASSERT_TRUE(loaded && *loaded);
+    ASSERT_EQ((*loaded)->chunks.size(), 3u);
+    EXPECT_EQ((*loaded)->chunks[2].hash, "c1hash");
+    EXPECT_FALSE(*m_store->find_nar(n.id + 1000));
+
+    // A NAR is visible to a cache only through an object of that cache.
+    auto a = make_cache("alpha"), b = make_cache("beta");
+    EXPECT_FALSE(*m_store->find_cache_nar(a.id, "sha256:file1"));
+    make_object(a, n, "hash1");
+    EXPECT_TRUE(*m_store->find_cache_nar(a.id, "sha256:file1"));
+    EXPECT_FALSE(*m_store->find_cache_nar(b.id, "sha256:file1"));
+
+    ASSERT_TRUE(m_store->record_upload(a.id, "nar/x.nar.zst", n.id));
+    EXPECT_EQ(**m_store->find_upload(a.id, "nar/x.nar.zst"), n.id);
+    EXPECT_FALSE(*m_store->find_upload(b.id, "nar/x.nar.zst"));
+}
+
+TEST_P(MetadataStoreTest, Objects) {
+    auto a = make_cache("alpha");
+    auto n = make_nar("1", {"c1hash"});
+    auto o = make_object(a, n, "hash1");
+    auto found = m_store->find_object(a.id, "hash1");
+    ASSERT_TRUE(found && *found);
+    EXPECT_EQ((*found)->references, o.references);
+    EXPECT_EQ((*found)->sigs, o.sigs);
+    EXPECT_EQ((*found)->nar.nar_hash, "sha256:nar1");
+    EXPECT_EQ((*found)->nar.file_size, 40u);
+
+    auto missing = m_store->missing_objects(a.id, {"hash1", "hash2", "hash3"});
+    EXPECT_EQ(*missing, (std::vector<std::string>{"hash2", "hash3"}));
+
+    o.sigs = {"k-3:sig3"};
+    ASSERT_TRUE(m_store->put_object(o));  // replaces
+    EXPECT_EQ((*m_store->find_object(a.id, "hash1"))->sigs, std::vector<std::string>{"k-3:sig3"});
+    ASSERT_TRUE(m_store->set_object_sigs((*found)->id, {"k-4:sig4", "k-5:sig5"}));
+    EXPECT_EQ((*m_store->find_object(a.id, "hash1"))->sigs.size(), 2u);
+
+    make_object(a, n, "hash0");
+    auto all = m_store->list_objects(a.id);
+    ASSERT_EQ(all->size(), 2u);
+    EXPECT_EQ((*all)[0].hash_part, "hash0");
+
+    EXPECT_TRUE(*m_store->delete_object(a.id, "hash1"));
+    EXPECT_FALSE(*m_store->delete_object(a.id, "hash1"));
+    EXPECT_FALSE(*m_store->find_object(a.id, "hash1"));
+}
+
+TEST_P(MetadataStoreTest, FilesKeepBinaryData) {
+    auto a = make_cache("alpha");
+    std::string data("\x00\x01\xff\x28\xb5\x2f\xfd binary", 14);
+    ASSERT_TRUE(m_store->put_file(a.id, "log", "x.drv", data, "zstd"));
+    auto f = m_store->get_file(a.id, "log", "x.drv");
+    ASSERT_TRUE(f && *f);
+    EXPECT_EQ((*f)->data, data);
+    EXPECT_EQ((*f)->content_encoding, "zstd");
+    ASSERT_TRUE(m_store->put_file(a.id, "log", "x.drv", "replaced", ""));
+    EXPECT_EQ((*m_store->get_file(a.id, "log", "x.drv"))->data, "replaced");
+    EXPECT_FALSE(*m_store->get_file(a.id, "ls", "x.drv"));
+}
+
+TEST_P(MetadataStoreTest, Tokens) {
+    auto t = m_store->create_token(TokenRow{0, "ci", "hash1", R"({"caches":"*"})", 2000000000, {}, 0});
+    ASSERT_TRUE(t) << t.error().message;
+    EXPECT_GT(t->id, 0);
+    auto u = m_store->create_token(TokenRow{0, "dev", "hash2", "{}", std::nullopt, {}, 0});
+    ASSERT_TRUE(u);
+    EXPECT_EQ(m_store->create_token(TokenRow{0, "dup", "hash1", "{}", {}, {}, 0}).error().code, ErrorCode::conflict);
+    auto found = m_store->find_token("hash1");
+    ASSERT_TRUE(found && *found);
+    EXPECT_EQ(*(*found)->expires_at, 2000000000);
+    EXPECT_FALSE((*found)->revoked_at);
+    EXPECT_FALSE((*m_store->find_token("hash2"))->expires_at);
+    ASSERT_TRUE(m_store->revoke_token(t->id, 1234));
+    EXPECT_EQ(*(*m_store->find_token("hash1"))->revoked_at, 1234);
+    EXPECT_EQ(m_store->list_tokens()->size(), 2u);
+    EXPECT_FALSE(*m_store->find_token("absent"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, MetadataStoreTest, ::testing::Values("sqlite", "postgres"),
+                         [](const auto& info) { return info.param; });

@@ -1,0 +1,29 @@
+# A real PostgreSQL for the tests, started by the test itself: its own
+# cluster on a free port on 127.0.0.1, run as the `postgres` user (PostgreSQL
+# refuses root). Sourced by e2e tests and by the metadata store tests' runner:
+#   postgres_start    sets PG_URL (postgresql://larder@127.0.0.1:PORT/larder)
+#   postgres_stop
+postgres_start() {
+    local bin
+    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    PG_DIR=$(mktemp -d /tmp/larder-pg.XXXXXX)
+    chown postgres: "$PG_DIR"
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+    runuser -u postgres -- "$bin/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 > "$PG_DIR/initdb.log" 2>&1 \
+        || { cat "$PG_DIR/initdb.log" >&2; return 1; }
+    runuser -u postgres -- "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 30 \
+        -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$PG_DIR -c fsync=off" start > /dev/null \
+        || { cat "$PG_DIR/server.log" >&2; return 1; }
+    PG_BIN=$bin PG_PORT=$port
+    psql -h 127.0.0.1 -p "$port" -U postgres -q -c "CREATE USER larder" -c "CREATE DATABASE larder OWNER larder" > /dev/null
+    PG_URL=postgresql://larder@127.0.0.1:$port/larder
+}
+
+postgres_stop() {
+    if [ -n "${PG_DIR:-}" ] && [ -d "$PG_DIR/data" ]; then
+        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop > /dev/null 2>&1 || true
+        rm -rf "$PG_DIR"
+    fi
+    PG_DIR=
+}
