@@ -18,6 +18,14 @@ TOML
     chmod 600 "$1"
 }
 
+# 0. The BlobStore contract tests (tests/blob) on this S3, multipart included.
+AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY \
+    LARDER_TEST_S3_URL="s3://$S3_BUCKET/contract?endpoint=$S3_ENDPOINT&region=$S3_REGION" \
+    "$LARDER_TESTS" --gtest_filter='Backends/BlobStoreTest.*/s3' > "$TMP/blob.out" 2>&1 \
+    || { cat "$TMP/blob.out"; fail "BlobStore tests on S3"; }
+grep -q 'SKIPPED' "$TMP/blob.out" && { cat "$TMP/blob.out"; fail "BlobStore tests were skipped"; }
+pass "BlobStore contract on radosgw: $(grep -c '^\[       OK' "$TMP/blob.out") tests (ranges, list, remove, a 64 MiB multipart put)"
+
 # 1. A wrong secret: startup fails and says why, without the secret.
 s3_config "$TMP/wrong.toml" "not-the-secret-0000000000000000000000000"
 if "$LARDER" serve --data "$TMP/wrong" --listen 127.0.0.1:0 --config "$TMP/wrong.toml" > "$TMP/wrong.log" 2>&1; then
