@@ -4,6 +4,8 @@
 #include "blob/blob_store.hpp"
 
 #include <gtest/gtest.h>
+
+#include "support/random_bytes.hpp"
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,16 +14,10 @@
 #include <random>
 
 using namespace larder;
+using larder::test::random_bytes;
 using namespace larder::blob;
 
 namespace {
-
-std::string random_bytes(size_t n, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::string s(n, '\0');
-    for (auto& c : s) c = static_cast<char>(rng());
-    return s;
-}
 
 std::string read_all(Source& source) {
     StringSink sink;

@@ -2,20 +2,16 @@
 
 #include <gtest/gtest.h>
 
+#include "support/random_bytes.hpp"
+
 #include <random>
 #include <set>
 
 using namespace larder;
+using larder::test::random_bytes;
 using namespace larder::chunk;
 
 namespace {
-
-std::string random_bytes(size_t n, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::string s(n, '\0');
-    for (auto& c : s) c = static_cast<char>(rng());
-    return s;
-}
 
 std::vector<std::string> chunks_of(const std::string& data, const Params& p, size_t single_below, size_t piece) {
     std::vector<std::string> out;
