@@ -40,7 +40,7 @@ int speed(int argc, char** argv) {
         nars.push_back(dump(argv[i]));
         total += nars.back().size();
     }
-    chunk::FastCdc cdc(chunk::Params{});
+    chunk::FastCdc cdc(chunk::Params{});  // the server's defaults
     uint64_t chunks = 0;
     double best = 1e9;
     for (int run = 0; run < 5; ++run) {

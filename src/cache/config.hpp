@@ -18,7 +18,7 @@ struct Config {
     // the medium corpus (larder_bench_chunks dedup): 64K/256K/1M stores 1 % less than
     // 16K/64K/256K with a quarter of the chunks, and a rebuild still adds
     // only 0.25 % new bytes.
-    chunk::Params chunk_params{64 << 10, 256 << 10, 1 << 20};
+    chunk::Params chunk_params;
     size_t single_chunk_below = 256 << 10;
     int zstd_level = 3;
     // How long a replica may answer from memory: cache settings and found
