@@ -101,7 +101,7 @@ Result<void> serve(const ServeOptions& o) {
     cache::Access access(*db);
     TRY(bootstrap(config, service, access));
     http::Handler handler(service, access, config.handler);
-    spdlog::info("metadata: {}; storage: {}", config.database, blobs->describe());
+    spdlog::info("metadata: {}; storage: {}", db::redact_url(config.database), blobs->describe());
     return http::run_server(config.server, handler, [&](const std::string& url) {
         spdlog::info("listening on {}", url);
         print_instructions(url, config, service);

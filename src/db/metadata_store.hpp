@@ -135,7 +135,12 @@ public:
     virtual Result<void> revoke_token(int64_t id, int64_t when) = 0;
 };
 
-// "sqlite:///abs/path.db" or a plain path to the database file.
+// The database URL for logs: a password in it (user:PASSWORD@ or
+// password=...) replaced by "***".
+std::string redact_url(std::string_view url);
+
+// "sqlite:///abs/path.db", a plain path to the database file, or a libpq URL
+// ("postgresql://user@host:port/db?...").
 Result<std::unique_ptr<MetadataStore>> open_metadata_store(std::string_view url);
 
 }  // namespace larder::db

@@ -38,6 +38,21 @@ struct PostgresBackend {
 
 }  // namespace
 
+std::string redact_url(std::string_view url) {
+    std::string out(url);
+    auto scheme = out.find("://");
+    auto at = out.find('@', scheme == std::string::npos ? 0 : scheme + 3);
+    if (scheme != std::string::npos && at != std::string::npos) {
+        auto colon = out.find(':', scheme + 3);
+        if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
+    }
+    for (auto p = out.find("password="); p != std::string::npos; p = out.find("password=", p + 1)) {
+        auto end = out.find_first_of("& ", p);
+        out.replace(p + 9, (end == std::string::npos ? out.size() : end) - p - 9, "***");
+    }
+    return out;
+}
+
 Result<std::unique_ptr<MetadataStore>> open_postgres_store(std::string_view url) {
     auto store = std::make_unique<detail::SqlStore<PostgresBackend>>(std::string(url));
     TRY(store->open());

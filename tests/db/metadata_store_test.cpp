@@ -207,3 +207,11 @@ TEST_P(MetadataStoreTest, Tokens) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, MetadataStoreTest, ::testing::Values("sqlite", "postgres"),
                          [](const auto& info) { return info.param; });
+
+TEST(RedactUrl, HidesPasswords) {
+    EXPECT_EQ(redact_url("postgresql://larder:s3cret@db:5432/larder"), "postgresql://larder:***@db:5432/larder");
+    EXPECT_EQ(redact_url("postgresql://db/larder?user=x&password=s3cret&sslmode=require"),
+              "postgresql://db/larder?user=x&password=***&sslmode=require");
+    EXPECT_EQ(redact_url("postgresql://larder@db/larder"), "postgresql://larder@db/larder");
+    EXPECT_EQ(redact_url("sqlite:///var/lib/larder.db"), "sqlite:///var/lib/larder.db");
+}
