@@ -54,8 +54,6 @@ Result<client::PushOptions> push_options(const PushCommandOptions& o) {
     return p;
 }
 
-std::string mib(uint64_t n) { return fmt::format("{:.1f} MiB", n / 1048576.0); }
-
 void print_summary(const client::PushSummary& s, bool as_json) {
     if (as_json) {
         json j{{"closure", s.closure},       {"cached", s.cached},         {"upstream", s.upstream},
@@ -65,7 +63,7 @@ void print_summary(const client::PushSummary& s, bool as_json) {
         return;
     }
     fmt::print(stderr, "pushed {} of {} paths ({} NAR, {} sent) in {:.1f} s; {} already cached, {} signed upstream{}\n",
-               s.pushed, s.closure, mib(s.nar_bytes), mib(s.sent_bytes), s.seconds, s.cached, s.upstream,
+               s.pushed, s.closure, client::human_bytes(s.nar_bytes), client::human_bytes(s.sent_bytes), s.seconds, s.cached, s.upstream,
                s.failed ? fmt::format(", {} FAILED", s.failed) : std::string());
 }
 

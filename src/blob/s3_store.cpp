@@ -56,7 +56,8 @@ struct Response {
     long status = 0;
     std::string body;
     bool transport_error = false;
-    std::string error;
+    std::string error;  // transport errors
+    std::string etag;   // of a stored object or part
 };
 
 class S3Store : public BlobStore {
@@ -225,8 +226,7 @@ private:
                 abort();
                 return e;
             }
-            std::string etag = r.error;  // request() returns the ETag header here
-            complete += fmt::format("<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>", part, etag);
+            complete += fmt::format("<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>", part, r.etag);
         }
         complete += "</CompleteMultipartUpload>";
         auto done = with_retries("POST", object, {{"uploadId", upload_id}}, complete, {});
@@ -240,8 +240,7 @@ private:
     }
 
     // One signed request. `deliver`, if given, receives the body as it
-    // arrives (for 2xx answers) and may stop it by returning false. For a
-    // successful PUT, `error` carries the ETag.
+    // arrives (for 2xx answers) and may stop it by returning false.
     template <class Deliver = std::nullptr_t>
     Response request(std::string_view method, const std::string& object,
                      const std::vector<std::pair<std::string, std::string>>& query, std::string_view body,
@@ -301,7 +300,7 @@ private:
                 auto v = h.substr(5);
                 while (!v.empty() && (v.front() == ' ')) v.remove_prefix(1);
                 while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.remove_suffix(1);
-                static_cast<Response*>(user)->error = std::string(v);
+                static_cast<Response*>(user)->etag = std::string(v);
             }
             return size * n;
         };

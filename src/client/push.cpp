@@ -28,15 +28,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string human_bytes(double n) {
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (n >= 1024 && u < 4) {
-        n /= 1024;
-        ++u;
-    }
-    return u == 0 ? fmt::format("{:.0f} B", n) : fmt::format("{:.1f} {}", n, units[u]);
-}
 
 // Adds what passes through to a shared counter, which the progress thread
 // reads; a failed attempt takes its share back.
@@ -305,6 +296,16 @@ std::string_view hash_part_of(std::string_view path) {
 }
 
 }  // namespace
+
+std::string human_bytes(double n) {
+    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (n >= 1024 && u < 4) {
+        n /= 1024;
+        ++u;
+    }
+    return u == 0 ? fmt::format("{:.0f} B", n) : fmt::format("{:.1f} {}", n, units[u]);
+}
 
 bool signed_by_upstream(const nix::NarInfo& info, const std::vector<std::string>& upstream_keys,
                         std::string_view store_dir) {

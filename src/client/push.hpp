@@ -41,6 +41,9 @@ struct PushSummary {
     std::vector<std::string> errors;
 };
 
+// "512 B", "3.4 MiB", "1.2 GiB".
+std::string human_bytes(double n);
+
 // True if some signature on `info` is by one of `upstream_keys`: a key name
 // ("cache.nixos.org-1") is trusted by name, a full public key
 // ("name:base64") only if the signature verifies.

@@ -48,7 +48,8 @@ start_server() {
     [ -n "$URL" ] || fail "larder serve did not start"
     HOST_PORT=${URL#*://}
     PORT=${HOST_PORT##*:}
-    ADMIN_TOKEN=$(cat "$data/admin-token")
+    # A replica of an existing database makes no admin token: keep the one we have.
+    if [ -e "$data/admin-token" ]; then ADMIN_TOKEN=$(cat "$data/admin-token"); fi
 }
 
 stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }

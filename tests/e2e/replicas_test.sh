@@ -16,17 +16,9 @@ TOML
 chmod 600 "$TMP/shared.toml"
 
 start_server "$TMP/a" --config "$TMP/shared.toml"
-URL_A=$URL
-mkdir -p "$TMP/b"
-"$LARDER" serve --data "$TMP/b" --listen 127.0.0.1:0 --config "$TMP/shared.toml" > "$TMP/b/serve.log" 2>&1 &
-SERVER2_PID=$!
-for _ in $(seq 100); do
-    URL_B=$(sed -n 's/.*listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$TMP/b/serve.log" | head -1)
-    [ -n "$URL_B" ] && break
-    kill -0 "$SERVER2_PID" 2>/dev/null || { cat "$TMP/b/serve.log"; fail "replica B exited"; }
-    sleep 0.1
-done
-[ -n "$URL_B" ] || fail "replica B did not start"
+URL_A=$URL SERVER_A=$SERVER_PID
+PORT= start_server "$TMP/b" --config "$TMP/shared.toml"
+URL_B=$URL SERVER2_PID=$SERVER_PID SERVER_PID=$SERVER_A
 [ ! -e "$TMP/b/admin-token" ] || fail "replica B made a second admin token"
 KEY_A=$(curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL_A/api/v1/caches/main" | json_field public_key)
 KEY_B=$(curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL_B/api/v1/caches/main" | json_field public_key)

@@ -7,7 +7,7 @@
 # Settings that matter (Ceph 16): memstore, pool size 1, few PGs, fast paxos,
 # and `ms mon client mode = crc` for radosgw when auth is off.
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+source "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
 ceph_s3_signed() {  # METHOD PATH [curl args]: a SigV4 request with curl
     local method=$1 path=$2; shift 2

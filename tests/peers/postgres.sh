@@ -3,13 +3,15 @@
 # refuses root). Sourced by e2e tests and by the metadata store tests' runner:
 #   postgres_start    sets PG_URL (postgresql://larder@127.0.0.1:PORT/larder)
 #   postgres_stop
+source "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
+
 postgres_start() {
     local bin
     bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
     PG_DIR=$(mktemp -d /tmp/larder-pg.XXXXXX)
     chown postgres: "$PG_DIR"
     local port
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+    port=$(free_port)
     runuser -u postgres -- "$bin/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 > "$PG_DIR/initdb.log" 2>&1 \
         || { cat "$PG_DIR/initdb.log" >&2; return 1; }
     runuser -u postgres -- "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 30 \
