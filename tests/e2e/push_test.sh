@@ -95,6 +95,9 @@ info=$(printf 'StorePath: %s\nURL: nar/x\nCompression: zstd\nNarHash: sha256:%s\
     "$root3" "$(printf 0%.0s $(seq 52))" "$(basename "${signed[0]}")" | base64 -w0)
 expect_push 400 "reference missing" -H "X-Larder-NarInfo: $info"
 grep -q "not in cache 'main'" "$TMP/body" || fail "message: $(cat "$TMP/body")"
+expect_push 400 "upstream path that is no reference" -H "X-Larder-NarInfo: $info" \
+    -H "X-Larder-Upstream: $(basename "$root" | cut -c1-32)"
+grep -q "is not a reference of" "$TMP/body" || fail "message: $(cat "$TMP/body")"
 # A leaf with a valid narinfo but a body that is not zstd frames.
 leaf=${closure3[0]}
 [ "$(visible "$leaf")" = 404 ] || leaf=$(nix-store -qR "$root3" | while read -r p; do

@@ -34,6 +34,12 @@ fi
 grep -q 'refused the credentials' "$TMP/wrong.log" || fail "unclear error: $(cat "$TMP/wrong.log")"
 grep -q 'not-the-secret' "$TMP/wrong.log" && fail "the secret appears in the error"
 pass "a wrong S3 secret stops startup: $(tail -1 "$TMP/wrong.log")"
+printf 'storage = "s3://%s?endpoint=%s&regoin=x"\n' "$S3_BUCKET" "$S3_ENDPOINT" > "$TMP/typo.toml"
+if "$LARDER" serve --data "$TMP/typo" --listen 127.0.0.1:0 --config "$TMP/typo.toml" > "$TMP/typo.log" 2>&1; then
+    fail "larder serve started with a misspelt storage URL parameter"
+fi
+grep -q "unknown storage URL parameter 'regoin'" "$TMP/typo.log" || fail "unclear error: $(cat "$TMP/typo.log")"
+pass "a misspelt storage URL parameter stops startup: $(tail -1 "$TMP/typo.log")"
 
 # 2. The real-Nix server test, with NARs on S3 and metadata in PostgreSQL.
 s3_config "$TMP/s3.toml" "$S3_SECRET_KEY"
