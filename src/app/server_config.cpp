@@ -87,13 +87,18 @@ Result<ServeConfig> load_serve_config(const std::optional<std::string>& path) {
     TRY(read(*path, t, "threads", threads));
     config.server.threads = static_cast<unsigned>(std::max<int64_t>(threads, 0));
     if (auto* limits = t["limits"].as_table()) {
-        TRY(check_keys(*path, *limits, "limits.", {"max_nar_size", "max_body"}));
+        TRY(check_keys(*path, *limits, "limits.", {"max_nar_size", "max_body", "max_connections"}));
+        int64_t connections = config.server.max_connections;
+        TRY(read(*path, *limits, "max_connections", connections));
+        if (connections <= 0) return bad(*path, "limits.max_connections must be positive");
+        config.server.max_connections = static_cast<unsigned>(connections);
         int64_t nar = static_cast<int64_t>(config.handler.max_nar_size);
         int64_t body = static_cast<int64_t>(config.handler.max_small_body);
         TRY(read(*path, *limits, "max_nar_size", nar));
         TRY(read(*path, *limits, "max_body", body));
         if (nar <= 0 || body <= 0) return bad(*path, "limits must be positive");
         config.handler.max_nar_size = static_cast<uint64_t>(nar);
+        config.cache.max_nar_size = config.handler.max_nar_size;
         config.handler.max_small_body = static_cast<size_t>(body);
     }
     if (auto* timeouts = t["timeouts"].as_table()) {

@@ -1,7 +1,9 @@
 // Settings of the cache service, filled from the config file by app/.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstddef>
 #include <string>
 
@@ -21,6 +23,11 @@ struct Config {
     chunk::Params chunk_params;
     size_t single_chunk_below = 256 << 10;
     int zstd_level = 3;
+    // The largest chunk a NAR may be cut into (client frames included).
+    size_t max_chunk_size() const { return std::max(chunk_params.max_size, single_chunk_below); }
+    // The largest NAR accepted, counted decompressed (a compressed body
+    // could otherwise expand far past any limit on what was sent).
+    uint64_t max_nar_size = uint64_t{64} << 30;
     // How long a replica may answer from memory: cache settings and found
     // narinfos (positive), and absent ones (negative). 0 disables.
     std::chrono::milliseconds lookup_ttl{5000};

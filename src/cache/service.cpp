@@ -42,19 +42,23 @@ nix::NarInfo to_nar_info(const db::ObjectRow& o) {
 
 }  // namespace
 
-Result<void> check_cache_name(std::string_view name) {
+bool is_valid_cache_name(std::string_view name) {
     static constexpr std::string_view k_reserved[] = {"api", "nar", "log", "realisations",
                                                       "build-trace-v2", "static", "health"};
-    bool valid = !name.empty() && name.size() <= 64 &&
-                 std::all_of(name.begin(), name.end(), [](char c) {
-                     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
-                 }) &&
-                 name.front() != '.' && name.front() != '-' && name.front() != '_' &&
-                 std::find(std::begin(k_reserved), std::end(k_reserved), name) == std::end(k_reserved);
-    if (valid) return ok();
+    return !name.empty() && name.size() <= 64 &&
+           std::all_of(name.begin(), name.end(), [](char c) {
+               return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+           }) &&
+           name.front() != '.' && name.front() != '-' && name.front() != '_' &&
+           std::find(std::begin(k_reserved), std::end(k_reserved), name) == std::end(k_reserved);
+}
+
+Result<void> check_cache_name(std::string_view name) {
+    if (is_valid_cache_name(name)) return ok();
     return fail(ErrorCode::invalid_input,
                 fmt::format("invalid cache name '{}': use 1-64 characters a-z 0-9 . _ -, starting "
-                            "with a letter or digit (and not api, nar, log, static, health)",
+                            "with a letter or digit (and not api, nar, log, realisations, build-trace-v2, "
+                            "static, health)",
                             printable(name, 64)));
 }
 
@@ -75,13 +79,16 @@ Result<db::CacheRow> CacheService::create_cache(std::string_view name, const Cac
 }
 
 Result<db::CacheRow> CacheService::cache(std::string_view name) {
+    // A name no cache can have costs no query and no memo entry.
+    if (!is_valid_cache_name(name))
+        return fail(ErrorCode::not_found, fmt::format("no cache named '{}'", printable(name, 64)));
     std::string key(name);
     auto memo = m_caches.get(key);
     if (!memo) {
         auto row = m_db.get_cache(name);
         if (!row && row.error().code != ErrorCode::not_found) return row;
         memo = row ? std::optional<db::CacheRow>(std::move(*row)) : std::nullopt;
-        m_caches.put(key, *memo, *memo ? m_config.lookup_ttl : m_config.negative_ttl);
+        m_caches.put(key, *memo, *memo ? m_config.lookup_ttl : m_config.negative_ttl, sizeof(db::CacheRow) + 256);
     }
     if (!*memo) return fail(ErrorCode::not_found, fmt::format("no cache named '{}'", printable(name, 64)));
     return **memo;
@@ -153,7 +160,7 @@ Result<std::string> CacheService::narinfo(const db::CacheRow& cache, std::string
     if (!memo) {
         TRY_ASSIGN(auto object, m_db.find_object(cache.id, hash_part));
         memo = object ? std::optional<std::string>(to_nar_info(*object).render(cache.store_dir)) : std::nullopt;
-        m_narinfos.put(key, *memo, *memo ? m_config.lookup_ttl : m_config.negative_ttl);
+        m_narinfos.put(key, *memo, *memo ? m_config.lookup_ttl : m_config.negative_ttl, *memo ? (*memo)->size() : 0);
     }
     if (!*memo) return fail(ErrorCode::not_found, "no such path in this cache");
     return std::move(**memo);
@@ -265,8 +272,7 @@ Result<std::unique_ptr<Source>> CacheService::open_uploaded_nar(const db::CacheR
     return codec::make_transcoder(std::move(stream), codec::Method::zstd, name.compression);
 }
 
-Result<void> CacheService::finish_upload(const db::CacheRow& cache, std::string_view file, NarUpload& upload) {
-    TRY(upload.finish());
+Result<void> CacheService::record_upload(const db::CacheRow& cache, std::string_view file, const NarUpload& upload) {
     return m_db.record_upload(cache.id, fmt::format("nar/{}", file), upload.nar().id);
 }
 
@@ -326,6 +332,12 @@ Result<void> CacheService::commit_object(const db::CacheRow& cache, nix::NarInfo
                                 "NarHash {} and NarSize {}",
                                 info.path.full(cache.store_dir), info.nar_hash.to_string(), info.nar_size,
                                 nar.nar_hash, nar.nar_size));
+    // The cache may have been deleted (and its name or id reused) while a
+    // long upload was under way: commit only into the cache it was for.
+    auto current = m_db.get_cache(cache.name);
+    if (!current && current.error().code != ErrorCode::not_found) return Failure{std::move(current).error()};
+    if (!current || current->id != cache.id)
+        return fail(ErrorCode::conflict, fmt::format("cache '{}' was deleted during the upload", cache.name));
     // The closure must be complete before the path becomes visible.
     TRY(check_references(cache, info, upstream));
     TRY_ASSIGN(auto key, signing_key(cache));
@@ -353,6 +365,9 @@ Result<PushedPath> CacheService::check_push(const db::CacheRow& cache, std::stri
     if (info.path.hash_part() != hash_part)
         return fail(ErrorCode::invalid_input, fmt::format("narinfo for {} pushed as {}",
                                                           info.path.full(cache.store_dir), printable(hash_part)));
+    if (info.nar_size > m_config.max_nar_size)
+        return fail(ErrorCode::too_large, fmt::format("NarSize {} is over this server's limit of {} bytes",
+                                                      info.nar_size, m_config.max_nar_size));
     TRY_ASSIGN(auto method, codec::parse_method(info.compression));
     if (method == codec::Method::bzip2)
         return fail(ErrorCode::invalid_input, "push the NAR uncompressed, or with zstd or xz");
@@ -377,8 +392,7 @@ Result<std::unique_ptr<NarUpload>> CacheService::begin_push(const PushedPath& pu
     return std::make_unique<NarUpload>(m_config, m_db, m_blobs, method, std::nullopt, pushed.chunk_frames);
 }
 
-Result<void> CacheService::finish_push(const db::CacheRow& cache, const PushedPath& pushed, NarUpload& upload) {
-    TRY(upload.finish());
+Result<void> CacheService::commit_push(const db::CacheRow& cache, const PushedPath& pushed, const NarUpload& upload) {
     return commit_object(cache, pushed.info, upload.nar(), pushed.upstream);
 }
 

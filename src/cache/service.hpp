@@ -3,6 +3,7 @@
 // calls; the service knows nothing of HTTP.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +27,13 @@ struct PushedPath {
     std::vector<std::string> upstream;  // hash parts
     bool chunk_frames = false;          // the body is zstd frames, one per chunk
 };
+
+// The largest narinfo accepted (a PUT or a push): room for ~100,000 references.
+inline constexpr size_t k_max_narinfo_size = 8 << 20;
+
+// Run just before an upload is committed; a failure (the token was revoked
+// meanwhile, say) stops the commit.
+using CommitCheck = std::function<Result<void>()>;
 
 struct CacheSettings {
     std::optional<bool> is_public;
@@ -60,7 +68,17 @@ public:
     // to that name's compression (bzip2 gets zstd, which Nix 2.8 detects).
     Result<std::unique_ptr<Source>> open_uploaded_nar(const db::CacheRow& cache, std::string_view file);
     Result<std::unique_ptr<NarUpload>> begin_upload(std::string_view file);
-    Result<void> finish_upload(const db::CacheRow& cache, std::string_view file, NarUpload& upload);
+    // Records a finished upload under the name the client PUT it as.
+    Result<void> record_upload(const db::CacheRow& cache, std::string_view file, const NarUpload& upload);
+    // Upload bodies (receive.cpp): written to as they arrive; finish()
+    // verifies, runs `check`, and commits. A plain NAR PUT from Nix:
+    Result<std::unique_ptr<Sink>> receive_upload(const db::CacheRow& cache, std::string_view file, CommitCheck check);
+    // `larder push`: the body is the narinfo and the space-separated hash
+    // parts of references left upstream, as length-prefixed fields
+    // (util/framing.hpp), then the NAR (zstd frames, one per chunk, if
+    // `chunk_frames`). Checked as soon as the narinfo is in.
+    Result<std::unique_ptr<Sink>> receive_push(const db::CacheRow& cache, std::string_view hash_part,
+                                               bool chunk_frames, CommitCheck check);
     Result<bool> has_nar_file(const db::CacheRow& cache, std::string_view file);
     // Commits a narinfo PUT by a client: checks it against its uploaded NAR
     // and its references, signs it, makes it visible.
@@ -72,7 +90,8 @@ public:
     Result<PushedPath> check_push(const db::CacheRow& cache, std::string_view hash_part, std::string_view narinfo,
                                   std::string_view upstream);
     Result<std::unique_ptr<NarUpload>> begin_push(const PushedPath& pushed);
-    Result<void> finish_push(const db::CacheRow& cache, const PushedPath& pushed, NarUpload& upload);
+    // After upload.finish(): makes the pushed path visible.
+    Result<void> commit_push(const db::CacheRow& cache, const PushedPath& pushed, const NarUpload& upload);
     // Removes a store path from the cache (its chunks stay until garbage
     // collection). not_found if the cache does not have it.
     Result<void> delete_path(const db::CacheRow& cache, std::string_view hash_part);
@@ -109,6 +128,7 @@ private:
 
 // Cache names: 1-64 of [a-z0-9._-], starting with a letter or digit, and not
 // a word the server uses for itself.
+bool is_valid_cache_name(std::string_view name);
 Result<void> check_cache_name(std::string_view name);
 
 }  // namespace larder::cache

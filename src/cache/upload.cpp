@@ -13,7 +13,7 @@ namespace larder::cache {
 class NarUpload::NarSink : public Sink {
 public:
     NarSink(NarUpload& owner, bool chunking)
-        : m_chunking(chunking), m_validator([](Source& source) {
+        : m_chunking(chunking), m_limit(owner.m_config.max_nar_size), m_validator([](Source& source) {
               nar::NullVisitor visitor;
               return nar::parse(source, visitor);
           }),
@@ -21,6 +21,9 @@ public:
                     [&owner](std::string_view chunk) { return owner.store_chunk(chunk); }) {}
 
     Result<void> write(std::string_view data) override {
+        if (m_hash.size() + data.size() > m_limit)
+            return fail(ErrorCode::too_large, fmt::format("the NAR is over the limit of {} bytes (decompressed)",
+                                                          m_limit));
         TRY(m_hash.write(data));
         TRY(m_validator.write(data));
         return m_chunking ? m_chunker.write(data) : ok();
@@ -35,6 +38,7 @@ public:
 
 private:
     bool m_chunking;  // false: the chunks arrive as frames
+    uint64_t m_limit;
     crypto::HashSink m_hash;
     ConsumerThread m_validator;
     chunk::Chunker m_chunker;
@@ -51,7 +55,7 @@ NarUpload::NarUpload(const Config& config, db::MetadataStore& db, blob::BlobStor
     }
     // Frames up to the largest chunk anyone may configure; a client's chunk
     // boundaries do not matter for correctness (chunks are addressed by content).
-    m_decompressor = codec::make_frame_splitter(16 << 20, [this](std::string_view frame, std::string_view content) -> Result<void> {
+    m_decompressor = codec::make_frame_splitter(config.max_chunk_size(), [this](std::string_view frame, std::string_view content) -> Result<void> {
         TRY(m_nar_sink->write(content));
         return store_chunk(content, frame);
     });
@@ -64,32 +68,47 @@ Result<void> NarUpload::write(std::string_view data) {
     return m_decompressor->write(data);
 }
 
+// Each chunk is stored as a blob keyed by the hash of its stored bytes, so
+// no upload can change bytes another one refers to. The server's own
+// compression of a content is shared by every cache; a client's frame is
+// reused only where the very same bytes arrive again.
 Result<void> NarUpload::store_chunk(std::string_view data, std::optional<std::string_view> frame) {
-    auto hash = crypto::to_base16(crypto::sha256(data));
-    if (auto seen = m_new_chunks.find(hash); seen != m_new_chunks.end()) {
+    auto content_hash = crypto::to_base16(crypto::sha256(data));
+    if (auto seen = m_new_chunks.find(content_hash); seen != m_new_chunks.end()) {
         // Repeated within this NAR: stored once, served twice.
         m_chunks.push_back(m_chunks[seen->second]);
-        return m_blobs.get(hash, m_file_hash);
+        return m_blobs.get(m_chunks.back().hash, m_file_hash);
     }
-    TRY_ASSIGN(auto existing, m_db.find_chunk(hash));
-    if (existing) {
-        // Served bytes are the stored ones, so the file hash reads them back.
-        auto got = m_blobs.get(existing->hash, m_file_hash);
-        if (got) {
-            m_chunks.push_back(*existing);
-            return ok();
+    bool server_made = !frame;
+    if (server_made) {
+        TRY_ASSIGN(auto existing, m_db.find_server_chunk(content_hash));
+        if (existing) {
+            // Served bytes are the stored ones, so the file hash reads them back.
+            auto got = m_blobs.get(existing->hash, m_file_hash);
+            if (got) {
+                m_chunks.push_back(*existing);
+                return ok();
+            }
+            if (got.error().code != ErrorCode::not_found) return got;
+            // The row outlived its blob: store it again below.
         }
-        if (got.error().code != ErrorCode::not_found) return got;
-        // The row outlived its blob (interrupted garbage collection): store again.
-    }
-    if (!frame) {
         TRY(m_compressor.compress(data, m_frame));
         frame = m_frame;
     }
-    TRY(m_blobs.put(hash, *frame));
+    auto key = crypto::to_base16(crypto::sha256(*frame));
+    if (!server_made) {
+        TRY_ASSIGN(auto identical, m_db.find_chunk_by_key(key));
+        if (identical && identical->size == data.size()) {
+            TRY(m_file_hash.write(*frame));
+            m_chunks.push_back(*identical);
+            return ok();
+        }
+    }
+    TRY(m_blobs.put(key, *frame));
     TRY(m_file_hash.write(*frame));
-    m_new_chunks.emplace(hash, m_chunks.size());
-    m_chunks.push_back(db::ChunkRow{0, std::move(hash), data.size(), frame->size(), "zstd"});
+    m_new_chunks.emplace(content_hash, m_chunks.size());
+    m_chunks.push_back(db::ChunkRow{0, std::move(key), data.size(), frame->size(), "zstd", std::move(content_hash),
+                                    server_made});
     return ok();
 }
 
@@ -107,10 +126,10 @@ Result<void> NarUpload::finish() {
     // Chunk rows only for durable blobs: a crash before this leaves
     // unreferenced blobs, never a row without its bytes.
     TRY(m_blobs.sync());
-    std::unordered_map<std::string, int64_t> ids;
-    for (const auto& [hash, index] : m_new_chunks) {
+    std::unordered_map<std::string, int64_t> ids;  // by blob key
+    for (const auto& [content_hash, index] : m_new_chunks) {
         TRY_ASSIGN(auto row, m_db.insert_chunk(m_chunks[index]));
-        ids.emplace(hash, row.id);
+        ids.emplace(row.hash, row.id);
     }
     for (auto& c : m_chunks)
         if (c.id == 0) c.id = ids.at(c.hash);

@@ -19,6 +19,7 @@
 #include "codec/codec.hpp"
 #include "crypto/encoding.hpp"
 #include "nar/nar.hpp"
+#include "util/framing.hpp"
 #include "util/pipe.hpp"
 #include "util/strings.hpp"
 
@@ -80,7 +81,7 @@ private:
 
 struct Job {
     const PathInfo* info = nullptr;
-    std::string narinfo_b64;
+    std::string narinfo;
     std::string upstream;               // hash parts of references left to upstream
     std::vector<size_t> dependents;     // jobs that reference this one
     size_t waiting_for = 0;             // references not pushed yet
@@ -199,9 +200,7 @@ private:
     Attempt upload(Session& session, const Job& job) {
         auto target = fmt::format("/{}/push/{}", m_cache,
                                   std::string_view(job.info->path).substr(job.info->path.rfind('/') + 1, 32));
-        std::vector<std::string> headers{"Content-Type: application/x-nix-nar",
-                                         "X-Larder-NarInfo: " + job.narinfo_b64};
-        if (!job.upstream.empty()) headers.push_back("X-Larder-Upstream: " + job.upstream);
+        std::vector<std::string> headers{"Content-Type: application/x-larder-push"};
         if (m_chunking) headers.push_back("X-Larder-Frames: chunks");
         std::optional<Result<ApiResponse>> response;
         ConsumerThread sender([&](Source& body) -> Result<void> {
@@ -220,7 +219,10 @@ private:
             compressor = std::move(*made);
         }
         CounterSink nar(compressor ? *compressor : static_cast<Sink&>(sent), m_nar_moving);
-        auto dumped = nar::dump(job.info->path, nar);
+        // The narinfo and the upstream references ride ahead of the NAR in
+        // the body, where a path with thousands of references fits.
+        auto dumped = sent.write(length_prefixed(job.narinfo) + length_prefixed(job.upstream));
+        if (dumped) dumped = nar::dump(job.info->path, nar);
         if (dumped) dumped = nar.finish();
         if (!dumped) sender.abort(dumped.error());
         auto result = sender.finish();
@@ -370,7 +372,7 @@ Result<PushSummary> push(const ServerLogin& login, std::string_view cache, NixSt
         Job job;
         job.info = &p;
         auto text = info.render(store.store_dir());
-        job.narinfo_b64 = crypto::to_base64(std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+        job.narinfo = std::move(text);
         // The closure is ordered references first, so every reference's job exists already.
         for (const auto& r : p.references) {
             if (upstream_paths.contains(r)) {

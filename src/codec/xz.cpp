@@ -12,6 +12,9 @@ namespace larder::codec {
 namespace {
 
 constexpr size_t k_out_size = 128 * 1024;
+// Decoder memory per stream: xz -9 (Nix's highest preset) needs 65 MiB; a
+// stream asking for more is refused rather than allowed a gigabyte.
+constexpr uint64_t k_xz_memlimit = 128ull << 20;
 
 // One class for both directions: liblzma's stream API is the same.
 class XzFilter : public Sink {
@@ -19,7 +22,7 @@ public:
     XzFilter(Sink& next, bool compress, int level) : m_next(next), m_out(k_out_size) {
         lzma_ret rc = compress
             ? lzma_easy_encoder(&m_stream, level < 0 ? 6 : static_cast<uint32_t>(level), LZMA_CHECK_CRC64)
-            : lzma_stream_decoder(&m_stream, 1ull << 30, LZMA_CONCATENATED);
+            : lzma_stream_decoder(&m_stream, k_xz_memlimit, LZMA_CONCATENATED);
         m_init_ok = rc == LZMA_OK;
         m_what = compress ? "xz compression failed" : "invalid xz data";
     }

@@ -31,12 +31,18 @@ struct KeyRow {
     bool current = true;
 };
 
+// One stored representation of a chunk. Blobs are keyed by the hash of
+// their stored bytes, so a blob never changes once written, and one chunk
+// (content) may have several representations: the server's own, and frames
+// clients pushed. Only the server's are shared across caches by content.
 struct ChunkRow {
     int64_t id = 0;
-    std::string hash;  // base16 sha256 of the uncompressed bytes; also the blob key
+    std::string hash;  // the blob key: base16 sha256 of the stored (compressed) bytes
     uint64_t size = 0;
     uint64_t stored_size = 0;
     std::string compression = "zstd";
+    std::string content_hash;  // base16 sha256 of the uncompressed bytes
+    bool server_made = false;  // compressed by this server, not sent by a client
 };
 
 struct NarRow {
@@ -88,10 +94,14 @@ public:
     virtual Result<void> add_cache_key(const KeyRow& key) = 0;
 
     // Chunks and NARs.
-    virtual Result<std::optional<ChunkRow>> find_chunk(std::string_view hash) = 0;
-    virtual Result<ChunkRow> insert_chunk(const ChunkRow& chunk) = 0;  // idempotent on hash
+    // A representation of this content that the server compressed itself.
+    virtual Result<std::optional<ChunkRow>> find_server_chunk(std::string_view content_hash) = 0;
+    // The representation stored under this blob key (byte-identical bytes).
+    virtual Result<std::optional<ChunkRow>> find_chunk_by_key(std::string_view blob_key) = 0;
+    virtual Result<ChunkRow> insert_chunk(const ChunkRow& chunk) = 0;  // idempotent on the blob key
     // Inserts the NAR with its chunk list, or returns the existing one with
-    // the same NarHash. `nar.chunks` must have ids.
+    // the same NarHash and FileHash (the same served bytes); a NAR may have
+    // several representations. `nar.chunks` must have ids.
     virtual Result<NarRow> insert_nar(const NarRow& nar) = 0;
     virtual Result<std::optional<NarRow>> find_nar(int64_t nar_id) = 0;
     // A NAR by the file hash of its served stream, only if `cache_id` has an

@@ -1,5 +1,5 @@
-// Numbered schema migrations, applied in order and recorded in
-// PRAGMA user_version. Append only: never edit a migration that shipped.
+// Numbered schema migrations, applied in order and recorded in PRAGMA
+// user_version (SQLite) or the schema_version table (PostgreSQL). Append only: never edit a migration that shipped.
 #pragma once
 
 #include <array>
@@ -93,6 +93,29 @@ CREATE TABLE tokens (
     created_at INTEGER NOT NULL
 );
 )SQL",
+    // 2: blobs keyed by the hash of their stored bytes, several
+    // representations per chunk and per NAR (security review H7, M1).
+    // Applied with foreign keys off (sqlite_store.cpp), so that the NAR
+    // table can be rebuilt without cascading.
+    R"SQL(
+ALTER TABLE chunks ADD COLUMN content_hash TEXT NOT NULL DEFAULT '';
+UPDATE chunks SET content_hash = hash;
+ALTER TABLE chunks ADD COLUMN server_made INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX chunks_content ON chunks(content_hash, server_made);
+CREATE TABLE nars_new (
+    id INTEGER PRIMARY KEY,
+    nar_hash TEXT NOT NULL,
+    nar_size INTEGER NOT NULL,
+    file_hash TEXT NOT NULL,
+    file_size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (nar_hash, file_hash)
+);
+INSERT INTO nars_new SELECT id, nar_hash, nar_size, file_hash, file_size, created_at FROM nars;
+DROP TABLE nars;
+ALTER TABLE nars_new RENAME TO nars;
+CREATE INDEX nars_file_hash ON nars(file_hash);
+)SQL",
 };
 
 // PostgreSQL: the same tables; version in schema_version, applied under an
@@ -183,6 +206,16 @@ CREATE TABLE tokens (
     revoked_at BIGINT,
     created_at BIGINT NOT NULL
 );
+)SQL",
+    // 2: blobs keyed by the hash of their stored bytes, several
+    // representations per chunk and per NAR (security review H7, M1).
+    R"SQL(
+ALTER TABLE chunks ADD COLUMN content_hash TEXT NOT NULL DEFAULT '';
+UPDATE chunks SET content_hash = hash;
+ALTER TABLE chunks ADD COLUMN server_made INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX chunks_content ON chunks(content_hash, server_made);
+ALTER TABLE nars DROP CONSTRAINT nars_nar_hash_key;
+ALTER TABLE nars ADD CONSTRAINT nars_identity UNIQUE (nar_hash, file_hash);
 )SQL",
 };
 

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include <fmt/core.h>
@@ -164,25 +165,29 @@ public:
     }
 
     // --- chunks and NARs --------------------------------------------------
-    Result<std::optional<ChunkRow>> find_chunk(std::string_view hash) override {
-        return with_connection([&](Connection& conn) -> Result<std::optional<ChunkRow>> {
-            auto q = conn.query("SELECT id, hash, size, stored_size, compression FROM chunks WHERE hash = ?");
-            q.bind(hash);
-            TRY_ASSIGN(bool row, q.step());
-            if (!row) return std::optional<ChunkRow>();
-            return std::optional<ChunkRow>(chunk_row(q, 0));
-        });
+#define LARDER_CHUNK_COLUMNS "id, hash, size, stored_size, compression, content_hash, server_made"
+    Result<std::optional<ChunkRow>> find_server_chunk(std::string_view content_hash) override {
+        return find_chunk_where("SELECT " LARDER_CHUNK_COLUMNS
+                                " FROM chunks WHERE content_hash = ? AND server_made = 1 ORDER BY id LIMIT 1",
+                                content_hash);
+    }
+
+    Result<std::optional<ChunkRow>> find_chunk_by_key(std::string_view blob_key) override {
+        return find_chunk_where("SELECT " LARDER_CHUNK_COLUMNS " FROM chunks WHERE hash = ?", blob_key);
     }
 
     Result<ChunkRow> insert_chunk(const ChunkRow& c) override {
         return with_connection([&](Connection& conn) -> Result<ChunkRow> {
+            // The key is the hash of the stored bytes: a conflicting row
+            // describes the very same bytes.
             auto q = conn.query(
-                "INSERT INTO chunks (hash, size, stored_size, compression, created_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING");
+                "INSERT INTO chunks (hash, size, stored_size, compression, content_hash, server_made, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING");
             q.bind(c.hash).bind(static_cast<int64_t>(c.size)).bind(static_cast<int64_t>(c.stored_size))
-                .bind(c.compression).bind(now());
+                .bind(c.compression).bind(c.content_hash.empty() ? c.hash : c.content_hash)
+                .bind(int64_t{c.server_made}).bind(now());
             TRY(q.run());
-            auto s = conn.query("SELECT id, hash, size, stored_size, compression FROM chunks WHERE hash = ?");
+            auto s = conn.query("SELECT " LARDER_CHUNK_COLUMNS " FROM chunks WHERE hash = ?");
             s.bind(c.hash);
             TRY_ASSIGN(bool row, s.step());
             if (!row) return fail(ErrorCode::internal, "chunk vanished after insert");
@@ -195,13 +200,14 @@ public:
             // Another upload (or replica) may have stored the same NAR first.
             auto q = conn.query(
                 "INSERT INTO nars (nar_hash, nar_size, file_hash, file_size, created_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (nar_hash) DO NOTHING RETURNING id");
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (nar_hash, file_hash) DO NOTHING RETURNING id");
             q.bind(nar.nar_hash).bind(static_cast<int64_t>(nar.nar_size)).bind(nar.file_hash)
                 .bind(static_cast<int64_t>(nar.file_size)).bind(now());
             TRY_ASSIGN(bool inserted, q.step());
             if (!inserted) {
-                auto existing = conn.query("SELECT id FROM nars WHERE nar_hash = ?");
-                existing.bind(nar.nar_hash);
+                // Only a byte-identical representation is shared.
+                auto existing = conn.query("SELECT id FROM nars WHERE nar_hash = ? AND file_hash = ?");
+                existing.bind(nar.nar_hash).bind(nar.file_hash);
                 TRY_ASSIGN(bool found, existing.step());
                 if (!found) return fail(ErrorCode::unavailable, "a NAR vanished while it was stored; try again");
                 auto id = existing.i64(0);
@@ -286,15 +292,32 @@ public:
 
     Result<std::vector<std::string>> missing_objects(int64_t cache_id,
                                                      const std::vector<std::string>& hash_parts) override {
+        // Set-based: one query per batch of hash parts, never one per hash.
+        // One statement text (connections cache statements by its address);
+        // a short last batch is padded with a hash part no path has.
+        constexpr size_t k_batch = 1000;
+        static const std::string sql = [] {
+            std::string s = "SELECT hash_part FROM objects WHERE cache_id = ? AND hash_part IN (?";
+            for (size_t i = 1; i < k_batch; ++i) s += ",?";
+            return s + ")";
+        }();
         return with_connection([&](Connection& conn) -> Result<std::vector<std::string>> {
             std::vector<std::string> missing;
-            auto q = conn.query("SELECT 1 FROM objects WHERE cache_id = ? AND hash_part = ?");
-            for (const auto& h : hash_parts) {
-                q.bind(cache_id).bind(h);
-                TRY_ASSIGN(bool row, q.step());
-                if (!row) missing.push_back(h);
+            std::unordered_set<std::string> seen, present;
+            for (size_t begin = 0; begin < hash_parts.size(); begin += k_batch) {
+                auto q = conn.query(sql.c_str());
+                q.bind(cache_id);
+                for (size_t i = begin; i < begin + k_batch; ++i)
+                    q.bind(i < hash_parts.size() ? std::string_view(hash_parts[i]) : std::string_view());
+                for (;;) {
+                    TRY_ASSIGN(bool row, q.step());
+                    if (!row) break;
+                    present.insert(q.text(0));
+                }
                 q.reset();
             }
+            for (const auto& h : hash_parts)
+                if (!present.count(h) && seen.insert(h).second) missing.push_back(h);
             return missing;
         });
     }
@@ -480,7 +503,8 @@ private:
         NarRow nar{q.i64(0), q.text(1), static_cast<uint64_t>(q.i64(2)), q.text(3),
                    static_cast<uint64_t>(q.i64(4)), {}};
         auto c = conn.query(
-            "SELECT c.id, c.hash, c.size, c.stored_size, c.compression FROM nar_chunks nc "
+            "SELECT c.id, c.hash, c.size, c.stored_size, c.compression, c.content_hash, c.server_made "
+            "FROM nar_chunks nc "
             "JOIN chunks c ON c.id = nc.chunk_id WHERE nc.nar_id = ? ORDER BY nc.seq");
         c.bind(id);
         for (;;) {
@@ -498,7 +522,17 @@ private:
 
     static ChunkRow chunk_row(Query& q, int c) {
         return ChunkRow{q.i64(c), q.text(c + 1), static_cast<uint64_t>(q.i64(c + 2)),
-                        static_cast<uint64_t>(q.i64(c + 3)), q.text(c + 4)};
+                        static_cast<uint64_t>(q.i64(c + 3)), q.text(c + 4), q.text(c + 5), q.i64(c + 6) != 0};
+    }
+
+    Result<std::optional<ChunkRow>> find_chunk_where(const char* sql, std::string_view value) {
+        return with_connection([&](Connection& conn) -> Result<std::optional<ChunkRow>> {
+            auto q = conn.query(sql);
+            q.bind(value);
+            TRY_ASSIGN(bool row, q.step());
+            if (!row) return std::optional<ChunkRow>();
+            return std::optional<ChunkRow>(chunk_row(q, 0));
+        });
     }
 
     static ObjectRow object_row(Query& q) {

@@ -28,10 +28,18 @@ struct SqliteBackend {
     }
 
     static Result<void> migrate(Connection& conn) {
-        auto q = conn.query("PRAGMA user_version");
-        TRY(q.step());
-        auto version = static_cast<size_t>(q.i64(0));
-        return detail::apply_migrations(conn, version, k_sqlite_migrations, k_begin, "PRAGMA user_version = {}");
+        size_t version = 0;
+        {
+            auto q = conn.query("PRAGMA user_version");
+            TRY(q.step());
+            version = static_cast<size_t>(q.i64(0));
+        }
+        // Foreign keys off while tables are rebuilt (SQLite's documented
+        // procedure): dropping a rebuilt table must not cascade.
+        TRY(conn.exec("PRAGMA foreign_keys = OFF"));
+        auto r = detail::apply_migrations(conn, version, k_sqlite_migrations, k_begin, "PRAGMA user_version = {}");
+        TRY(conn.exec("PRAGMA foreign_keys = ON"));
+        return r;
     }
 };
 

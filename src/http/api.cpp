@@ -15,8 +15,34 @@ namespace {
 using json = nlohmann::json;
 using cache::Permission;
 
+// Nesting and value count, checked in one pass before a DOM is built: a
+// body of "[[[[..." or of a million zeros costs nothing to refuse.
+Result<void> check_json_shape(std::string_view text, size_t max_depth, size_t max_values) {
+    size_t depth = 0, values = 0;
+    bool in_string = false, escaped = false;
+    for (char c : text) {
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
+            continue;
+        }
+        if (c == '"') in_string = true;
+        else if (c == '[' || c == '{') {
+            if (++depth > max_depth)
+                return fail(ErrorCode::invalid_input, fmt::format("the JSON body nests deeper than {} levels", max_depth));
+        } else if (c == ']' || c == '}') {
+            if (depth > 0) --depth;
+        } else if (c == ',' && ++values > max_values) {
+            return fail(ErrorCode::too_large, fmt::format("the JSON body has more than {} values", max_values));
+        }
+    }
+    return ok();
+}
+
 Result<json> parse_body(const Request& request) {
     if (request.body.empty()) return json::object();
+    TRY(check_json_shape(request.body, 8, k_max_missing_paths + 64));
     auto j = json::parse(request.body, nullptr, false);
     if (j.is_discarded() || !j.is_object())
         return fail(ErrorCode::invalid_input, "the request body is not a JSON object");
@@ -141,6 +167,9 @@ Result<Response> Handler::api_caches(const Prepared& p, Request& request, std::s
         TRY_ASSIGN(auto body, parse_body(request));
         TRY_ASSIGN(auto paths, field<std::vector<std::string>>(body, "paths"));
         if (!paths) return fail(ErrorCode::invalid_input, "field 'paths' (store paths or hash parts) is required");
+        if (paths->size() > k_max_missing_paths)
+            return fail(ErrorCode::too_large, fmt::format("ask about at most {} paths per request ({} sent)",
+                                                          k_max_missing_paths, paths->size()));
         std::vector<std::string> hashes;
         for (const auto& s : *paths) {
             std::string_view base = s;

@@ -4,7 +4,6 @@
 
 #include <fmt/core.h>
 
-#include "crypto/encoding.hpp"
 #include "util/strings.hpp"
 
 namespace larder::http {
@@ -78,13 +77,13 @@ Result<void> Handler::require(const Prepared& p, std::string_view cache, Permiss
 
 Result<Prepared> Handler::prepare(const Request& request) {
     TRY_ASSIGN(auto r, route(request.target));
-    Prepared p{std::move(r), std::nullopt, {}, BodyKind::none, std::nullopt};
+    Prepared p{std::move(r), std::nullopt, {}, BodyKind::none, 0, request.authorization};
     if (p.route.kind == RouteKind::health) return p;
     TRY_ASSIGN(p.principal, m_access.authenticate(request.authorization, now()));
     bool writes = request.method == Method::put || request.method == Method::post ||
                   request.method == Method::patch || request.method == Method::del;
     if (p.route.kind == RouteKind::api) {
-        if (writes) p.body = BodyKind::small;
+        if (writes) TRY(admit_api_write(p, request));
         return p;
     }
     Permission needed;
@@ -102,20 +101,58 @@ Result<Prepared> Handler::prepare(const Request& request) {
     if (!granted && !public_read) TRY(require(p, p.route.cache, needed));
     if (!cache) return fail(ErrorCode::not_found, fmt::format("no cache named '{}'", printable(p.route.cache, 64)));
     p.cache = std::move(*cache);
-    if (p.route.kind == RouteKind::push) {
-        if (needed != Permission::push) return fail(ErrorCode::invalid_input, "method not allowed here (use PUT)");
-        auto text = crypto::from_base64(request.push_narinfo);
-        if (request.push_narinfo.empty() || !text)
-            return fail(ErrorCode::invalid_input, "a push needs the header X-Larder-NarInfo (the narinfo, base64)");
-        TRY_ASSIGN(p.push, m_service.check_push(*p.cache, p.route.name,
-                                                std::string_view(reinterpret_cast<const char*>(text->data()), text->size()),
-                                                request.push_upstream));
-        p.push->chunk_frames = request.push_frames;
+    if (p.route.kind == RouteKind::push && needed != Permission::push)
+        return fail(ErrorCode::invalid_input, "method not allowed here (use PUT)");
+    if (needed != Permission::push) return p;
+    switch (p.route.kind) {
+        case RouteKind::nar:
+        case RouteKind::push:
+            p.body = BodyKind::nar_upload;
+            p.body_limit = m_config.max_nar_size;
+            break;
+        case RouteKind::narinfo:
+            p.body = BodyKind::small;
+            p.body_limit = cache::k_max_narinfo_size;
+            break;
+        default:
+            p.body = BodyKind::small;
+            p.body_limit = m_config.max_small_body;
     }
-    if (needed == Permission::push)
-        p.body = p.route.kind == RouteKind::nar || p.route.kind == RouteKind::push ? BodyKind::nar_upload
-                                                                                     : BodyKind::small;
     return p;
+}
+
+Result<void> Handler::admit_api_write(Prepared& p, const Request& request) {
+    p.body = BodyKind::small;
+    p.body_limit = k_max_api_body;
+    auto path = std::string_view(p.route.name);
+    auto parts = split(path, '/');
+    bool is_cache = parts.size() >= 2 && parts[0] == "caches";
+    if (is_cache && parts.size() == 3 && parts[2] == "missing" && request.method == Method::post) {
+        // Pull suffices, and anyone may ask a public cache.
+        p.body_limit = k_max_missing_body;
+        auto row = m_service.cache(parts[1]);
+        if (!row && row.error().code != ErrorCode::not_found) return Failure{std::move(row).error()};
+        if (row && row->is_public) return ok();
+        return require(p, parts[1], Permission::pull);
+    }
+    if (is_cache) return require(p, parts[1], Permission::admin);
+    // Creating caches and tokens: an admin of some caches; which ones is
+    // checked against the body's names.
+    if (!p.principal.token)
+        return fail(ErrorCode::unauthorized, "authentication required: send an admin token");
+    if (!p.principal.scope.admin) return fail(ErrorCode::forbidden, "this token is not an admin token");
+    return ok();
+}
+
+cache::CommitCheck Handler::still_allowed(const Prepared& p) {
+    return [this, authorization = p.authorization, cache = p.cache->name]() -> Result<void> {
+        auto principal = m_access.authenticate(authorization, now());
+        if (!principal) return fail(ErrorCode::forbidden, "the token was revoked or expired during the upload: " +
+                                                              principal.error().message);
+        if (!principal->token || !principal->scope.grants(cache, Permission::push))
+            return fail(ErrorCode::forbidden, "the token no longer grants push on this cache");
+        return ok();
+    };
 }
 
 Response Handler::handle(const Prepared& p, Request& request) {
@@ -202,16 +239,10 @@ Result<Response> Handler::handle_nar(const Prepared& p, const Request& request) 
     return r;
 }
 
-Result<std::unique_ptr<cache::NarUpload>> Handler::begin_nar_upload(const Prepared& p) {
-    if (p.push) return m_service.begin_push(*p.push);
-    return m_service.begin_upload(p.route.name);
-}
-
-Response Handler::finish_nar_upload(const Prepared& p, cache::NarUpload& upload) {
-    auto r = p.push ? m_service.finish_push(*p.cache, *p.push, upload)
-                    : m_service.finish_upload(*p.cache, p.route.name, upload);
-    if (!r) return error_response(r.error());
-    return text_response(200, "");
+Result<std::unique_ptr<Sink>> Handler::begin_nar_upload(const Prepared& p, const Request& request) {
+    if (p.route.kind == RouteKind::push)
+        return m_service.receive_push(*p.cache, p.route.name, request.push_frames, still_allowed(p));
+    return m_service.receive_upload(*p.cache, p.route.name, still_allowed(p));
 }
 
 }  // namespace larder::http

@@ -18,9 +18,14 @@ struct HandlerConfig {
     // The URL clients reach this server at, e.g. "https://cache.example.org";
     // empty: taken from each request's Host header.
     std::string public_url;
-    size_t max_small_body = 64 << 20;  // narinfo, .ls, logs, realisations, API
+    size_t max_small_body = 64 << 20;  // .ls listings, logs, realisations
     uint64_t max_nar_size = uint64_t{64} << 30;
 };
+
+// Per-route body limits below max_small_body.
+inline constexpr size_t k_max_api_body = 1 << 20;
+inline constexpr size_t k_max_missing_body = 16 << 20;  // 100,000 store paths
+inline constexpr size_t k_max_missing_paths = 100000;
 
 enum class BodyKind { none, small, nar_upload };
 
@@ -29,7 +34,8 @@ struct Prepared {
     std::optional<db::CacheRow> cache;
     cache::Principal principal;
     BodyKind body = BodyKind::none;
-    std::optional<cache::PushedPath> push;  // RouteKind::push, checked
+    uint64_t body_limit = 0;
+    std::string authorization;  // rechecked before an upload commits
 };
 
 class Handler {
@@ -44,8 +50,9 @@ public:
     // Everything but a NAR upload's body.
     Response handle(const Prepared& prepared, Request& request);
 
-    Result<std::unique_ptr<cache::NarUpload>> begin_nar_upload(const Prepared& prepared);
-    Response finish_nar_upload(const Prepared& prepared, cache::NarUpload& upload);
+    // A NAR upload's body goes to the returned Sink; its finish() verifies
+    // and commits.
+    Result<std::unique_ptr<Sink>> begin_nar_upload(const Prepared& prepared, const Request& request);
 
 private:
     Result<Response> handle_cache(const Prepared& p, Request& request);
@@ -56,6 +63,11 @@ private:
     Result<Response> api_caches(const Prepared& p, Request& request, std::string_view rest);
     Result<Response> api_tokens(const Prepared& p, Request& request, std::string_view rest);
     Result<void> require(const Prepared& p, std::string_view cache, cache::Permission permission);
+    // Who may send this API request a body at all: decided from the path
+    // and the token, before a byte of the body is read.
+    Result<void> admit_api_write(Prepared& p, const Request& request);
+    // The uploader may still push to the cache (token not revoked meanwhile).
+    cache::CommitCheck still_allowed(const Prepared& p);
     std::string cache_url(const Request& request, std::string_view cache) const;
 
     cache::CacheService& m_service;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,8 +24,6 @@ struct Request {
     std::string content_type;
     std::string content_encoding;
     std::string range;
-    std::string push_narinfo;   // X-Larder-NarInfo: base64 narinfo (push)
-    std::string push_upstream;  // X-Larder-Upstream: hash parts (push)
     bool push_frames = false;   // X-Larder-Frames: chunks (push: one zstd frame per chunk)
     std::string body;  // for requests with small bodies
 };
@@ -40,13 +39,19 @@ struct Response {
     std::optional<uint64_t> stream_length;
     // Close the connection after this response (e.g. an unread body).
     bool close = false;
+    // For a 5xx made from an error: the full message, which the session logs
+    // with the request id and never sends (it may name hosts or files).
+    std::string error_detail;
 };
 
 Response text_response(unsigned status, std::string body);
 Response json_response(unsigned status, std::string body);
-// The one place that maps error codes to HTTP statuses; the body is the
-// error's message, which never contains secrets.
+// The one place that maps error codes to HTTP statuses. A 4xx carries the
+// error's message (it tells the client what to fix, and never holds
+// secrets); a 5xx carries a generic text, and the message goes to the log.
 Response error_response(const Error& error);
+// The body of a 5xx: what the client may know, and the id to quote.
+std::string server_error_text(unsigned status, std::string_view request_id);
 unsigned status_of(ErrorCode code);
 
 }  // namespace larder::http

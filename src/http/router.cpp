@@ -4,6 +4,7 @@
 
 #include <fmt/core.h>
 
+#include "cache/service.hpp"
 #include "nix/store_path.hpp"
 #include "util/strings.hpp"
 
@@ -74,6 +75,9 @@ Result<Route> route(std::string_view target) {
     if (segments.size() < 2) return no_route();
     for (auto seg : segments)
         if (seg.empty()) return bad_path("empty path segment");
+    // The same rule as `cache create`: nothing else can name a cache.
+    if (!cache::is_valid_cache_name(segments[0]))
+        return fail(ErrorCode::not_found, fmt::format("no cache named '{}'", printable(segments[0], 64)));
     Route r{RouteKind::health, std::string(segments[0]), "", query};
     auto rest = segments[1];
     if (segments.size() == 2) {

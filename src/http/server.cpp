@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/ssl.hpp>
 #include <spdlog/spdlog.h>
@@ -49,8 +50,30 @@ std::string remote_of(const tcp::socket& socket) {
     return ec ? std::string("?") : fmt::format("{}:{}", ep.address().to_string(), ep.port());
 }
 
+// Counts open connections; over the cap, a connection gets a 503 and is closed.
+struct ConnectionSlot {
+    explicit ConnectionSlot(ServerState& s) : state(s) { count = ++state.open_connections; }
+    ~ConnectionSlot() { --state.open_connections; }
+    ServerState& state;
+    int count;
+};
+
+constexpr std::string_view k_busy_response =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\n"
+    "Connection: close\r\nContent-Length: 55\r\n\r\ntoo many connections to this server; try again shortly\n";
+static_assert(k_busy_response.size() - k_busy_response.find("\r\n\r\n") - 4 == 55);
+
 asio::awaitable<void> plain_connection(tcp::socket socket, Handler& handler, const ServerConfig& config,
                                        ServerState& state) {
+    ConnectionSlot slot(state);
+    if (slot.count > static_cast<int>(config.max_connections)) {
+        beast::tcp_stream stream(std::move(socket));
+        stream.expires_after(std::chrono::seconds(5));
+        co_await asio::async_write(stream, asio::buffer(k_busy_response), k_use_tuple);
+        boost::system::error_code ec;
+        stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+        co_return;
+    }
     auto remote = remote_of(socket);
     beast::tcp_stream stream(std::move(socket));
     co_await serve_connection(stream, remote, handler, config, state);
@@ -60,6 +83,8 @@ asio::awaitable<void> plain_connection(tcp::socket socket, Handler& handler, con
 
 asio::awaitable<void> tls_connection(tcp::socket socket, asio::ssl::context& tls, Handler& handler,
                                      const ServerConfig& config, ServerState& state) {
+    ConnectionSlot slot(state);
+    if (slot.count > static_cast<int>(config.max_connections)) co_return;  // no handshake spent on it
     auto remote = remote_of(socket);
     beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), tls);
     beast::get_lowest_layer(stream).expires_after(config.header_timeout);
@@ -79,12 +104,23 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::vector<std::uniq
                                   asio::ssl::context* tls, Handler& handler, const ServerConfig& config,
                                   ServerState& state) {
     size_t next = 0;
+    asio::steady_timer backoff(acceptor.get_executor());
+    auto last_warning = std::chrono::steady_clock::time_point();
     for (;;) {
         auto& ioc = *contexts[next++ % contexts.size()];
         auto [ec, socket] = co_await acceptor.async_accept(ioc, k_use_tuple);
         if (ec) {
             if (!acceptor.is_open()) co_return;
-            spdlog::warn("accept failed: {}", ec.message());
+            // Out of file descriptors (or similar): the pending connection
+            // stays readable, so retrying at once would spin. Wait a little,
+            // and log once a second at most.
+            auto now = std::chrono::steady_clock::now();
+            if (now - last_warning > std::chrono::seconds(1)) {
+                spdlog::warn("accept failed: {} ({} connections open)", ec.message(), state.open_connections.load());
+                last_warning = now;
+            }
+            backoff.expires_after(std::chrono::milliseconds(50));
+            co_await backoff.async_wait(k_use_tuple);
             continue;
         }
         boost::system::error_code ignored;
@@ -122,6 +158,7 @@ Result<void> run_server(const ServerConfig& config, Handler& handler,
     TRY_ASSIGN(auto endpoint, parse_listen(config.listen));
     TRY_ASSIGN(auto tls, make_tls(config));
     unsigned threads = config.threads ? config.threads : std::max(1u, std::thread::hardware_concurrency());
+    ServerState state;  // outlives the contexts, whose coroutine frames refer to it
     std::vector<std::unique_ptr<asio::io_context>> contexts;
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
     for (unsigned i = 0; i < threads; ++i) {
@@ -139,7 +176,6 @@ Result<void> run_server(const ServerConfig& config, Handler& handler,
     auto bound = acceptor.local_endpoint();
     on_listening(fmt::format("{}://{}:{}", tls ? "https" : "http", bound.address().to_string(), bound.port()));
 
-    ServerState state;
     asio::co_spawn(ioc, accept_loop(acceptor, contexts, tls ? &*tls : nullptr, handler, config, state),
                    asio::detached);
 

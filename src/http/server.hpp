@@ -14,6 +14,9 @@ namespace larder::http {
 struct ServerConfig {
     std::string listen = "127.0.0.1:8080";
     unsigned threads = 0;  // 0: one per core
+    // Connections open at once; more get a 503 and are closed. Keep it under
+    // the file descriptor limit (serve raises its soft limit to the hard one).
+    unsigned max_connections = 1000;
     std::chrono::seconds header_timeout{30};  // to receive a request's headers
     std::chrono::seconds body_timeout{60};    // between two pieces of a body
     std::chrono::seconds send_timeout{300};   // to send one piece of a response

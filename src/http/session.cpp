@@ -18,8 +18,13 @@ namespace bhttp = boost::beast::http;
 namespace {
 
 constexpr size_t k_piece = 1024 * 1024;
-// Room for a pushed narinfo (X-Larder-NarInfo) with a few thousand references.
-constexpr uint32_t k_header_limit = 512 * 1024;
+// Nix sends a few hundred bytes of headers; narinfos travel in bodies. This
+// also keeps every field under Beast's 64 KiB field limit, past which its
+// parser throws instead of failing.
+constexpr uint32_t k_header_limit = 32 * 1024;
+// Bytes read but not yet parsed (headers, chunk-size lines, trailers): a
+// chunk-size line that never ends fails here instead of growing.
+constexpr size_t k_buffer_limit = 128 * 1024;
 
 Method method_of(bhttp::verb v) {
     switch (v) {
@@ -55,14 +60,27 @@ public:
     // Reads headers; false when the connection is finished.
     asio::awaitable<bool> read_header(bhttp::request_parser<bhttp::buffer_body>& parser) {
         beast::get_lowest_layer(m_stream).expires_after(m_config.header_timeout);
-        auto [ec, n] = co_await bhttp::async_read_header(m_stream, m_buffer, parser, k_use_tuple);
+        boost::system::error_code ec;
+        try {
+            auto [e, n] = co_await bhttp::async_read_header(m_stream, m_buffer, parser, k_use_tuple);
+            ec = e;
+        } catch (const std::exception& e) {
+            spdlog::warn("{}: unreadable request header: {}", m_remote, e.what());
+            ec = bhttp::error::bad_field;
+        }
         if (!ec) co_return true;
-        if (ec.category() == bhttp::make_error_code(bhttp::error::end_of_stream).category() &&
-            ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
-            // A malformed request: say so, then close.
-            auto r = text_response(400, "malformed HTTP request: " + ec.message() + "\n");
-            r.close = true;
-            co_await write(r, false, 11, false);
+        std::optional<Response> answer;
+        if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow) {
+            answer = text_response(431, fmt::format("request header fields too large: the header section may have "
+                                                    "at most {} bytes\n",
+                                                    k_header_limit));
+        } else if (ec.category() == bhttp::make_error_code(bhttp::error::end_of_stream).category() &&
+                   ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+            answer = text_response(400, "malformed HTTP request: " + ec.message() + "\n");
+        }
+        if (answer) {  // say what was wrong, then close
+            answer->close = true;
+            co_await write(*answer, false, 11, false);
         }
         co_return false;
     }
@@ -81,11 +99,14 @@ public:
             auto [ec, n] = co_await bhttp::async_read(m_stream, m_buffer, parser, k_use_tuple);
             if (ec == bhttp::error::need_buffer) ec = {};
             if (ec == beast::error::timeout)
-                co_return fail(ErrorCode::timeout, "timed out waiting for the request body");
+                co_return fail(ErrorCode::request_timeout, "timed out waiting for the request body");
+            if (ec == bhttp::error::buffer_overflow)
+                co_return fail(ErrorCode::too_large, "a chunk-size line or trailer of the request is too long");
             if (ec) co_return fail(ErrorCode::invalid_input, "request body incomplete: " + ec.message());
             size_t got = buf.size() - parser.get().body().size;
             total += got;
-            if (total > limit) co_return fail(ErrorCode::invalid_input, "request body too large");
+            if (total > limit)
+                co_return fail(ErrorCode::too_large, fmt::format("request body over the limit of {} bytes", limit));
             auto r = consume(std::string_view(buf.data(), got));
             if (!r) co_return r;
         }
@@ -150,7 +171,7 @@ public:
     }
 
     asio::awaitable<void> run(ServerState& state) {
-        for (;;) {
+        for (uint64_t n = 1;; ++n) {
             bhttp::request_parser<bhttp::buffer_body> parser;
             parser.header_limit(k_header_limit);
             parser.body_limit(boost::none);  // enforced per route in read_body
@@ -158,6 +179,7 @@ public:
             InFlight in_flight(state);
             auto start = std::chrono::steady_clock::now();
             auto& msg = parser.get();
+            auto request_id = fmt::format("{:x}-{}", m_id, n);
             Request request;
             request.method = method_of(msg.method());
             request.target = std::string(msg.target());
@@ -166,74 +188,84 @@ public:
             request.content_type = header(msg, bhttp::field::content_type);
             request.content_encoding = header(msg, bhttp::field::content_encoding);
             request.range = header(msg, bhttp::field::range);
-            if (auto it = msg.find("X-Larder-NarInfo"); it != msg.end()) request.push_narinfo = it->value();
-            if (auto it = msg.find("X-Larder-Upstream"); it != msg.end()) request.push_upstream = it->value();
             if (auto it = msg.find("X-Larder-Frames"); it != msg.end()) request.push_frames = it->value() == "chunks";
-            bool expects_continue = beast::iequals(header(msg, bhttp::field::expect), "100-continue");
             bool keep_alive = msg.keep_alive();
             unsigned version = msg.version();
-            bool has_body = !parser.is_done();
-            auto content_length = parser.content_length();
+            // The target is logged without its query, which could carry secrets.
+            auto logged_target = std::string_view(request.target).substr(0, request.target.find('?'));
 
             Response response;
-            bool body_read = !has_body;
-            auto prepared = m_handler.prepare(request);
-            const auto& cfg = m_handler.config();
-            if (!prepared) {
-                response = error_response(prepared.error());
-            } else if (prepared->body == BodyKind::none) {
-                response = m_handler.handle(*prepared, request);
-            } else {
-                uint64_t limit = prepared->body == BodyKind::nar_upload ? cfg.max_nar_size : cfg.max_small_body;
-                if (content_length && *content_length > limit) {
-                    response = text_response(413, fmt::format("request body of {} bytes is over the limit of {} bytes\n",
-                                                              *content_length, limit));
-                } else if (prepared->body == BodyKind::small) {
-                    if (expects_continue) co_await send_continue(version);
-                    auto r = co_await read_body(parser, limit, [&](std::string_view piece) {
-                        request.body.append(piece);
-                        return ok();
-                    });
-                    body_read = r.ok();
-                    response = r ? m_handler.handle(*prepared, request) : body_error(r.error());
-                } else {
-                    response = co_await upload(parser, *prepared, limit, expects_continue, version, body_read);
-                }
+            bool body_read = parser.is_done();
+            try {
+                response = co_await respond(parser, request, body_read);
+            } catch (const std::exception& e) {
+                // Whatever throws ends this request, never the process.
+                response = error_response(Error{ErrorCode::internal, fmt::format("exception: {}", e.what())});
+                body_read = parser.is_done();
             }
+            if (!response.error_detail.empty()) {
+                spdlog::error("request {} {} {} {}: {}", request_id, m_remote, bhttp::to_string(msg.method()),
+                              logged_target, response.error_detail);
+                response.body = server_error_text(response.status, request_id);
+            }
+            if (response.status >= 400) response.headers.emplace_back("X-Request-Id", request_id);
             if (!body_read) response.close = true;  // the rest of the body is still on the wire
-            bool sent = co_await write(response, request.method == Method::head, version, keep_alive);
+            bool sent = false;
+            try {
+                sent = co_await write(response, request.method == Method::head, version, keep_alive);
+            } catch (const std::exception& e) {
+                spdlog::error("request {} {}: sending the response failed: {}", request_id, m_remote, e.what());
+            }
             auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-            // The target is logged without its query, which could carry secrets.
             if (m_config.log_requests)
-                spdlog::info("{} {} {} {} {:.1f}ms", m_remote, bhttp::to_string(msg.method()),
-                         std::string_view(request.target).substr(0, request.target.find('?')), response.status, ms);
+                spdlog::info("{} {} {} {} {:.1f}ms", m_remote, bhttp::to_string(msg.method()), logged_target,
+                             response.status, ms);
             if (!sent || response.close || !keep_alive) co_return;
         }
     }
 
-private:
-    static Response body_error(const Error& e) {
-        if (e.message == "request body too large") return text_response(413, e.message + "\n");
-        if (e.code == ErrorCode::timeout) return text_response(408, e.message + "\n");
-        return error_response(e);
-    }
+    void set_id(uint64_t id) { m_id = id; }
 
-    asio::awaitable<Response> upload(bhttp::request_parser<bhttp::buffer_body>& parser, const Prepared& prepared,
-                                     uint64_t limit, bool expects_continue, unsigned version, bool& body_read) {
-        auto upload = m_handler.begin_nar_upload(prepared);
+private:
+    asio::awaitable<Response> respond(bhttp::request_parser<bhttp::buffer_body>& parser, Request& request,
+                                      bool& body_read) {
+        auto& msg = parser.get();
+        bool expects_continue = beast::iequals(header(msg, bhttp::field::expect), "100-continue");
+        unsigned version = msg.version();
+        auto prepared = m_handler.prepare(request);
+        if (!prepared) co_return error_response(prepared.error());
+        if (prepared->body == BodyKind::none) co_return m_handler.handle(*prepared, request);
+        uint64_t limit = prepared->body_limit;
+        if (auto length = parser.content_length(); length && *length > limit)
+            co_return error_response(Error{ErrorCode::too_large, fmt::format("request body of {} bytes is over "
+                                                                             "the limit of {} bytes",
+                                                                             *length, limit)});
+        if (prepared->body == BodyKind::small) {
+            if (expects_continue) co_await send_continue(version);
+            auto r = co_await read_body(parser, limit, [&](std::string_view piece) {
+                request.body.append(piece);
+                return ok();
+            });
+            body_read = r.ok();
+            if (!r) co_return error_response(r.error());
+            co_return m_handler.handle(*prepared, request);
+        }
+        auto upload = m_handler.begin_nar_upload(*prepared, request);
         if (!upload) co_return error_response(upload.error());
         if (expects_continue) co_await send_continue(version);
         auto r = co_await read_body(parser, limit, [&](std::string_view piece) { return (*upload)->write(piece); });
         body_read = parser.is_done();
-        if (!r) co_return body_error(r.error());
-        co_return m_handler.finish_nar_upload(prepared, **upload);
+        if (r) r = (*upload)->finish();
+        if (!r) co_return error_response(r.error());
+        co_return text_response(200, "");
     }
 
     Stream& m_stream;
     std::string m_remote;
     Handler& m_handler;
     const ServerConfig& m_config;
-    beast::flat_buffer m_buffer;
+    beast::flat_buffer m_buffer{k_buffer_limit};
+    uint64_t m_id = 0;
 };
 
 }  // namespace
@@ -242,7 +274,12 @@ template <class Stream>
 asio::awaitable<void> serve_connection(Stream& stream, std::string remote, Handler& handler,
                                        const ServerConfig& config, ServerState& state) {
     Connection<Stream> connection(stream, std::move(remote), handler, config);
-    co_await connection.run(state);
+    connection.set_id(++state.connections_served);
+    try {
+        co_await connection.run(state);
+    } catch (const std::exception& e) {
+        spdlog::error("connection failed: {}", e.what());
+    }
 }
 
 template asio::awaitable<void> serve_connection(beast::tcp_stream&, std::string, Handler&, const ServerConfig&,

@@ -17,6 +17,8 @@ inline constexpr auto k_use_tuple = asio::as_tuple(asio::use_awaitable);
 
 struct ServerState {
     std::atomic<int> in_flight{0};
+    std::atomic<int> open_connections{0};
+    std::atomic<uint64_t> connections_served{0};  // also numbers them, for request ids
 };
 
 template <class Stream>

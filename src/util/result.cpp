@@ -11,6 +11,8 @@ const char* to_string(ErrorCode code) {
         case ErrorCode::forbidden: return "forbidden";
         case ErrorCode::unavailable: return "unavailable";
         case ErrorCode::timeout: return "timeout";
+        case ErrorCode::too_large: return "too_large";
+        case ErrorCode::request_timeout: return "request_timeout";
         case ErrorCode::corrupt: return "corrupt";
         case ErrorCode::internal: return "internal";
     }

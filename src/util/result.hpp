@@ -15,7 +15,9 @@ enum class ErrorCode {
     unauthorized,
     forbidden,
     unavailable,
-    timeout,
+    timeout,          // a backend (database, S3) did not answer in time
+    too_large,        // a body, field or count over its limit
+    request_timeout,  // the client was too slow sending its request
     corrupt,
     internal,
 };

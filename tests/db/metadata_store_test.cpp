@@ -54,7 +54,7 @@ protected:
     NarRow make_nar(const std::string& tag, const std::vector<std::string>& chunk_hashes) {
         NarRow n{0, "sha256:nar" + tag, 100, "sha256:file" + tag, 40, {}};
         for (const auto& h : chunk_hashes) {
-            auto c = m_store->insert_chunk(ChunkRow{0, h, 50, 20, "zstd"});
+            auto c = m_store->insert_chunk(ChunkRow{0, h, 50, 20, "zstd", h, true});
             EXPECT_TRUE(c);
             n.chunks.push_back(*c);
         }
@@ -115,13 +115,13 @@ TEST_P(MetadataStoreTest, CachesAndKeys) {
 }
 
 TEST_P(MetadataStoreTest, ChunksAndNarsAreSharedAndIdempotent) {
-    auto c1 = m_store->insert_chunk(ChunkRow{0, "c1hash", 50, 20, "zstd"});
-    auto again = m_store->insert_chunk(ChunkRow{0, "c1hash", 50, 20, "zstd"});
+    auto c1 = m_store->insert_chunk(ChunkRow{0, "c1hash", 50, 20, "zstd", "c1content", true});
+    auto again = m_store->insert_chunk(ChunkRow{0, "c1hash", 50, 20, "zstd", "c1content", true});
     ASSERT_TRUE(c1 && again);
     EXPECT_EQ(c1->id, again->id);
     EXPECT_EQ(*m_store->count_chunks(), 1);
-    EXPECT_FALSE(*m_store->find_chunk("other"));
-    EXPECT_EQ((*m_store->find_chunk("c1hash"))->stored_size, 20u);
+    EXPECT_FALSE(*m_store->find_chunk_by_key("other"));
+    EXPECT_EQ((*m_store->find_chunk_by_key("c1hash"))->stored_size, 20u);
 
     auto n = make_nar("1", {"c1hash", "c2hash", "c1hash"});
     auto same = make_nar("1", {"c1hash"});

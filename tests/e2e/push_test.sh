@@ -81,35 +81,42 @@ nix store verify --store "$URL/main" --trusted-public-keys "$KEY" --sigs-needed 
     || fail "nix store verify of the cache: $(tail -3 "$TMP/nix.log")"
 pass "server killed mid-push: nothing visible, the error said why, the next push completed and verifies"
 
-# 5. Bad requests to the push endpoint are clear 4xx errors.
-expect_push() {  # STATUS WHAT HEADER...
-    local want=$1 what=$2; shift 2
+# 5. Bad requests to the push endpoint are clear 4xx errors. The body starts
+# with the narinfo and the upstream hash parts, each as "<length>\n<bytes>".
+push_prefix() { printf '%d\n%s%d\n%s' "${#1}" "$1" "${#2}" "$2"; }
+expect_push() {  # STATUS WHAT BODY-FILE [HASH] [CURL-ARGS...]
+    local want=$1 what=$2 body=$3 hash=${4:-$(basename "$root3" | cut -c1-32)}; shift 3; shift || true
     local got
     got=$(curl -s -o "$TMP/body" -w '%{http_code}' -X PUT -H "Authorization: Bearer $ADMIN_TOKEN" "$@" \
-        --data-binary @/dev/null "$URL/main/push/$(basename "$root3" | cut -c1-32)")
+        --data-binary @"$body" "$URL/main/push/$hash")
     [ "$got" = "$want" ] || fail "$what: got $got: $(cat "$TMP/body")"
 }
-expect_push 400 "no narinfo header"
-expect_push 400 "garbage narinfo" -H "X-Larder-NarInfo: $(echo 'StorePath: nope' | base64 -w0)"
+: > "$TMP/empty"
+expect_push 400 "empty body" "$TMP/empty"
+grep -q "ended before its narinfo" "$TMP/body" || fail "message: $(cat "$TMP/body")"
+printf 'xyz\n' > "$TMP/nolength"
+expect_push 400 "no length prefix" "$TMP/nolength"
+push_prefix 'StorePath: nope' '' > "$TMP/garbage"
+expect_push 400 "garbage narinfo" "$TMP/garbage"
+printf '99999999999\n' > "$TMP/huge"
+expect_push 413 "narinfo over the limit" "$TMP/huge"
 info=$(printf 'StorePath: %s\nURL: nar/x\nCompression: zstd\nNarHash: sha256:%s\nNarSize: 5\nReferences: %s\n' \
-    "$root3" "$(printf 0%.0s $(seq 52))" "$(basename "${signed[0]}")" | base64 -w0)
-expect_push 400 "reference missing" -H "X-Larder-NarInfo: $info"
+    "$root3" "$(printf 0%.0s $(seq 52))" "$(basename "${signed[0]}")")
+push_prefix "$info" '' > "$TMP/refmissing"
+expect_push 400 "reference missing" "$TMP/refmissing"
 grep -q "not in cache 'main'" "$TMP/body" || fail "message: $(cat "$TMP/body")"
-expect_push 400 "upstream path that is no reference" -H "X-Larder-NarInfo: $info" \
-    -H "X-Larder-Upstream: $(basename "$root" | cut -c1-32)"
+push_prefix "$info" "$(basename "$root" | cut -c1-32)" > "$TMP/notref"
+expect_push 400 "upstream path that is no reference" "$TMP/notref"
 grep -q "is not a reference of" "$TMP/body" || fail "message: $(cat "$TMP/body")"
-# A leaf with a valid narinfo but a body that is not zstd frames.
-leaf=${closure3[0]}
-[ "$(visible "$leaf")" = 404 ] || leaf=$(nix-store -qR "$root3" | while read -r p; do
-    [ "$(visible "$p")" = 404 ] && [ -z "$(nix-store -q --references "$p" | grep -v "$p")" ] && echo "$p" && break; done)
-if [ -n "$leaf" ]; then
-    leafinfo=$(printf 'StorePath: %s\nURL: nar/x\nCompression: zstd\nNarHash: %s\nNarSize: %s\nReferences: \n' "$leaf" \
-        "$(nix path-info --json "$leaf" | jq -r '.[0].narHash')" "$(nix path-info --json "$leaf" | jq -r '.[0].narSize')" | base64 -w0)
-    got=$(echo garbage | curl -s -o "$TMP/body" -w '%{http_code}' -X PUT -H "Authorization: Bearer $ADMIN_TOKEN" \
-        -H "X-Larder-NarInfo: $leafinfo" -H "X-Larder-Frames: chunks" --data-binary @- \
-        "$URL/main/push/$(basename "$leaf" | cut -c1-32)")
-    [ "$got" = 400 ] && grep -q 'zstd' "$TMP/body" || fail "garbage frames: $got $(cat "$TMP/body")"
-    [ "$(visible "$leaf")" = 404 ] || fail "a garbage push became visible"
-fi
-! grep -q '" 5[0-9][0-9] ' "$TMP/data/serve.log" || fail "the server answered 5xx"
+# A new leaf (never pushed) with a valid narinfo but a body that is not zstd frames.
+echo "leaf $$ $RANDOM" > "$TMP/leaf-file"
+leaf=$(nix-store --add "$TMP/leaf-file")
+[ "$(visible "$leaf")" = 404 ] || fail "the new leaf $leaf is already in the cache"
+leafinfo=$(printf 'StorePath: %s\nURL: nar/x\nCompression: zstd\nNarHash: %s\nNarSize: %s\nReferences: \n' "$leaf" \
+    "$(nix path-info --json "$leaf" | jq -r '.[0].narHash')" "$(nix path-info --json "$leaf" | jq -r '.[0].narSize')")
+{ push_prefix "$leafinfo" ''; echo garbage; } > "$TMP/garbage-frames"
+expect_push 400 "garbage frames" "$TMP/garbage-frames" "$(basename "$leaf" | cut -c1-32)" -H "X-Larder-Frames: chunks"
+grep -q 'zstd' "$TMP/body" || fail "garbage frames: $(cat "$TMP/body")"
+[ "$(visible "$leaf")" = 404 ] || fail "a garbage push became visible"
+assert_no_5xx "$TMP/data/serve.log"
 pass "malformed pushes get 400 with the reason"
