@@ -28,6 +28,9 @@ struct Config {
     // The largest NAR accepted, counted decompressed (a compressed body
     // could otherwise expand far past any limit on what was sent).
     uint64_t max_nar_size = uint64_t{64} << 30;
+    // Downloads re-encoded at once (a NAR fetched under the .nar or .nar.xz
+    // name Nix uploaded it as); more get a 503.
+    unsigned max_transcodes = 4;
     // How long a replica may answer from memory: cache settings and found
     // narinfos (positive), and absent ones (negative). 0 disables.
     std::chrono::milliseconds lookup_ttl{5000};

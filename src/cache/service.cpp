@@ -250,10 +250,30 @@ Result<UploadName> parse_upload_name(std::string_view file) {
                             printable(file)));
 }
 
+// Holds one of a limited number of slots while it is open.
+class CountedSource : public Source {
+public:
+    CountedSource(std::unique_ptr<Source> inner, std::atomic<unsigned>& count)
+        : m_inner(std::move(inner)), m_count(count) {}
+    ~CountedSource() override { --m_count; }
+    Result<size_t> read(char* buf, size_t len) override { return m_inner->read(buf, len); }
+
+private:
+    std::unique_ptr<Source> m_inner;
+    std::atomic<unsigned>& m_count;
+};
+
 }  // namespace
 
 Result<std::unique_ptr<NarUpload>> CacheService::begin_upload(std::string_view file) {
     TRY_ASSIGN(auto name, parse_upload_name(file));
+    // Nix names every upload by the sha256 of its file; a name bound to the
+    // bytes is what lets the NAR be served again under it (re-encoded).
+    if (!name.file_hash)
+        return fail(ErrorCode::invalid_input,
+                    fmt::format("NAR uploads are named nar/<nix32 sha256 of the file>.nar[.zst|.xz|.bz2], as Nix "
+                                "names them; '{}' is not",
+                                printable(file)));
     return std::make_unique<NarUpload>(m_config, m_db, m_blobs, name.compression, name.file_hash);
 }
 
@@ -269,7 +289,13 @@ Result<std::unique_ptr<Source>> CacheService::open_uploaded_nar(const db::CacheR
     if (!served) return not_found;
     auto stream = open_nar(*served, 0, served->file_size);
     if (name.compression == codec::Method::zstd || name.compression == codec::Method::bzip2) return stream;
-    return codec::make_transcoder(std::move(stream), codec::Method::zstd, name.compression);
+    // Re-encoding costs CPU per byte served (xz: tens of MB/s): a few at a time.
+    if (++m_transcodes > m_config.max_transcodes) {
+        --m_transcodes;
+        return fail(ErrorCode::unavailable, "too many re-encoded NAR downloads at once; try again shortly");
+    }
+    return std::unique_ptr<Source>(std::make_unique<CountedSource>(
+        codec::make_transcoder(std::move(stream), name.compression), m_transcodes));
 }
 
 Result<void> CacheService::record_upload(const db::CacheRow& cache, std::string_view file, const NarUpload& upload) {

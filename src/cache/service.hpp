@@ -3,6 +3,7 @@
 // calls; the service knows nothing of HTTP.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -124,6 +125,7 @@ private:
     blob::BlobStore& m_blobs;
     LookupCache<std::optional<db::CacheRow>> m_caches;   // by name; nullopt: no such cache
     LookupCache<std::optional<std::string>> m_narinfos;  // by "<cache id>/<hash>"
+    std::atomic<unsigned> m_transcodes{0};  // re-encoded downloads open now
 };
 
 // Cache names: 1-64 of [a-z0-9._-], starting with a letter or digit, and not

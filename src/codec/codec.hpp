@@ -54,8 +54,9 @@ std::unique_ptr<Sink> make_decompressor(Method method, Sink& next);
 
 namespace larder::codec {
 
-// A Source that re-encodes `input` from one compression to another as it is
-// read, in bounded memory (the output size is not known in advance).
-std::unique_ptr<Source> make_transcoder(std::unique_ptr<Source> input, Method from, Method to, int level = 1);
+// A Source that re-encodes zstd `input` to another compression as it is
+// read, in bounded memory: each read decodes at most 128 KiB (the output
+// size is not known in advance).
+std::unique_ptr<Source> make_transcoder(std::unique_ptr<Source> input, Method to, int level = 1);
 
 }  // namespace larder::codec

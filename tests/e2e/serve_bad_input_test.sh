@@ -52,25 +52,31 @@ pass "malformed narinfos: 400 with the parser's message"
 
 # 4. NARs: invalid, corrupt, truncated (compressed stream cut, or the
 #    connection dropped mid-body), and a file whose name hash does not match.
+# Uploads are named by the sha256 of the file, as Nix names them.
+named() { echo "$(nix-hash --type sha256 --flat --base32 "$1")$2"; }
 for f in "$LARDER_SOURCE"/tests/data/invalid/{unsorted,dotdot-name,nonzero-padding,trailing-data}.nar; do
-    expect_status 400 "$(basename "$f")" -X PUT --data-binary "@$f" "$URL/main/nar/$(basename "$f")"
+    expect_status 400 "$(basename "$f")" -X PUT --data-binary "@$f" "$URL/main/nar/$(named "$f" .nar)"
     body_has "invalid NAR: "
 done
+expect_status 400 "a name that is not the file's hash" -X PUT --data-binary "@$f" "$URL/main/nar/x.nar"
+body_has "sha256 of the file"
+
 size=$(stat -c %s "$TMP/fc/$nar_url")
 head -c $((size / 2)) "$TMP/fc/$nar_url" > "$TMP/half.xz"
-expect_status 400 "truncated xz" -X PUT --data-binary "@$TMP/half.xz" "$URL/main/nar/half.nar.xz"
+expect_status 400 "truncated xz" -X PUT --data-binary "@$TMP/half.xz" "$URL/main/nar/$(named "$TMP/half.xz" .nar.xz)"
 body_has "truncated xz data"
 printf 'garbage' > "$TMP/garbage"
-expect_status 400 "garbage zstd" -X PUT --data-binary "@$TMP/garbage" "$URL/main/nar/garbage.nar.zst"
+expect_status 400 "garbage zstd" -X PUT --data-binary "@$TMP/garbage" "$URL/main/nar/$(named "$TMP/garbage" .nar.zst)"
 expect_status 400 "name hash mismatch" -X PUT --data-binary "@$TMP/fc/$nar_url" "$URL/main/nar/$(printf '1%.0s' $(seq 52)).nar.xz"
 body_has "the upload is truncated or corrupt"
 # The client promises more bytes than it sends, then hangs up.
 exec 3<>"/dev/tcp/127.0.0.1/$PORT"
-printf 'PUT /main/nar/cut.nar.xz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n' "$ADMIN_TOKEN" "$size" >&3
+cut_name=$(named "$TMP/half.xz" .nar.xz)  # a name never stored
+printf 'PUT /main/nar/%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n' "$cut_name" "$ADMIN_TOKEN" "$size" >&3
 head -c $((size / 2)) "$TMP/fc/$nar_url" >&3
 exec 3>&-
 sleep 0.5
-expect_status 404 "HEAD of a cut upload" -I "$URL/main/nar/cut.nar.xz"
+expect_status 404 "HEAD of a cut upload" -I "$URL/main/nar/$cut_name"
 alive "bad NARs"
 pass "invalid, truncated and corrupt NARs: 400 (or dropped), nothing recorded"
 

@@ -38,15 +38,18 @@ mkdir "$TMP/big"; head -c 150000000 /dev/urandom > "$TMP/big/blob"
 big=$(nix-store --add "$TMP/big")
 bh=$(basename "$big" | cut -c1-32)
 nix-store --dump "$big" > "$TMP/big.nar"
+big_name=$(nix-hash --type sha256 --flat --base32 "$TMP/big.nar").nar
 curl -s -o /dev/null --limit-rate 20M -X PUT -H "Authorization: Bearer $ADMIN_TOKEN" \
-    --data-binary "@$TMP/big.nar" "$URL/main/nar/big-upload.nar" &
+    --data-binary "@$TMP/big.nar" "$URL/main/nar/$big_name" &
 curl_pid=$!
-sleep 1.5
+# Kill only once the upload is under way: its first chunks are on disk.
+blobs_before=$(find "$TMP/data/blobs" -type f | wc -l)
+for _ in $(seq 100); do [ "$(find "$TMP/data/blobs" -type f | wc -l)" -gt "$blobs_before" ] && break; sleep 0.05; done
+[ "$(find "$TMP/data/blobs" -type f | wc -l)" -gt "$blobs_before" ] || fail "the upload never started"
 kill -9 "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 wait "$curl_pid" 2>/dev/null || true
 start_server "$TMP/data"
-expect_status 404 "narinfo after the crash" "$URL/main/$bh.narinfo"
-expect_status 404 "upload after the crash" -I "$URL/main/nar/big-upload.nar"
+expect_status 404 "upload after the crash" -I "$URL/main/nar/$big_name"
 expect_status 200 "older paths after the crash" "$URL/main/$h.narinfo"
 export XDG_CACHE_HOME=$TMP/xdg-retry
 nix copy --to "$URL/main?compression=zstd" "$big" 2>> "$TMP/nix.log" || fail "push after the crash"
