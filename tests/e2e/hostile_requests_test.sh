@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Security review: ~250 hostile requests of its kinds against one server.
+# Each is refused with the documented 4xx (or the connection cap's 503),
+# the server's peak RSS stays under 150 MB, and a well-behaved client is
+# served all along. Also: padded client frames (H5), a revoked token
+# finishing a slow push (M2), and the connection cap (M5).
+source "$(dirname "$0")/lib.sh"
+
+printf '[limits]\nmax_connections = 40\n' > "$TMP/larder.toml"
+start_server "$TMP/data" --config "$TMP/larder.toml"
+export LARDER_SERVER=$URL LARDER_TOKEN=$ADMIN_TOKEN
+"$LARDER" cache create open --public > /dev/null
+
+# A well-behaved client, all along.
+( while :; do
+    curl -s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/main/nix-cache-info"
+    sleep 0.1
+  done ) > "$TMP/good.log" 2>&1 &
+good_pid=$!
+
+python3 "$LARDER_SOURCE/tests/e2e/hostile/hostile.py" 127.0.0.1 "$PORT" "$ADMIN_TOKEN" | tee "$TMP/hostile.log" \
+    || fail "hostile requests were not all refused as they must be"
+kill -0 "$SERVER_PID" || fail "the server died"
+pass "$(grep -c requests "$TMP/hostile.log") kinds of hostile requests refused"
+
+# H5: a leaf's NAR as one valid zstd frame is accepted; the same padded with
+# empty blocks (tiny content, huge frame) is refused.
+frame() {  # FILE PADDING-BLOCKS: a zstd frame holding FILE as one raw block
+    python3 - "$1" "$2" <<'PY'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+out = struct.pack("<I", 0xFD2FB528) + bytes([0xA0]) + struct.pack("<I", len(data))  # single segment, 4-byte FCS
+out += b"\x00\x00\x00" * int(sys.argv[2])                                          # empty raw blocks
+out += struct.pack("<I", len(data) << 3 | 1)[:3] + data                             # last raw block
+sys.stdout.buffer.write(out)
+PY
+}
+push_prefix() { printf '%d\n%s%d\n%s' "${#1}" "$1" "${#2}" "$2"; }
+push_leaf() {  # PADDING: prints the status of pushing a fresh leaf as one frame
+    echo "leaf $RANDOM $RANDOM" > "$TMP/leaf-file"
+    local leaf info
+    leaf=$(nix-store --add "$TMP/leaf-file")
+    echo "$leaf" > "$TMP/leaf-path"
+    nix-store --dump "$leaf" > "$TMP/leaf.nar"
+    info=$(printf 'StorePath: %s\nURL: nar/x\nCompression: zstd\nNarHash: %s\nNarSize: %s\nReferences: \n' "$leaf" \
+        "$(nix path-info --json "$leaf" | jq -r '.[0].narHash')" "$(stat -c %s "$TMP/leaf.nar")")
+    { push_prefix "$info" ''; frame "$TMP/leaf.nar" "$1"; } > "$TMP/push-body"
+    curl -s -o "$TMP/body" -w '%{http_code}' -X PUT -H "Authorization: Bearer $ADMIN_TOKEN" \
+        -H "X-Larder-Frames: chunks" --data-binary @"$TMP/push-body" "$URL/main/push/$(basename "$leaf" | cut -c1-32)"
+}
+[ "$(push_leaf 0)" = 200 ] || fail "a valid hand-made frame was refused: $(cat "$TMP/body")"
+[ "$(push_leaf 100000)" = 400 ] || fail "a frame padded with 100000 empty blocks: $(cat "$TMP/body")"
+grep -q "padded" "$TMP/body" || fail "message: $(cat "$TMP/body")"
+expect_status 404 "the padded push is not visible" "$URL/main/$(basename "$(cat "$TMP/leaf-path")" | cut -c1-32).narinfo"
+pass "client frames: a valid one stored, a padded one refused (400, not visible)"
+
+# M2: a push token revoked while its upload is under way cannot commit.
+push_token=$("$LARDER" token create slow --cache main --push --pull --json | json_field secret)
+push_id=$("$LARDER" token list --json | jq -r '.[] | select(.name == "slow") | .id')
+echo "leaf $RANDOM $RANDOM" > "$TMP/leaf-file"
+leaf=$(nix-store --add "$TMP/leaf-file")
+nix-store --dump "$leaf" | zstd -q -c > "$TMP/leaf.nar.zst"
+info=$(printf 'StorePath: %s\nURL: nar/x\nCompression: zstd\nNarHash: %s\nNarSize: %s\nReferences: \n' "$leaf" \
+    "$(nix path-info --json "$leaf" | jq -r '.[0].narHash')" "$(nix path-info --json "$leaf" | jq -r '.[0].narSize')")
+{ push_prefix "$info" ''; cat "$TMP/leaf.nar.zst"; } > "$TMP/slow-body"
+curl -s -o "$TMP/slow.out" -w '%{http_code}' --limit-rate 50 -X PUT -H "Authorization: Bearer $push_token" \
+    --data-binary @"$TMP/slow-body" "$URL/main/push/$(basename "$leaf" | cut -c1-32)" > "$TMP/slow.status" &
+slow_pid=$!
+sleep 1
+"$LARDER" token revoke "$push_id" > /dev/null
+wait "$slow_pid" || true
+[ "$(cat "$TMP/slow.status")" = 403 ] || fail "a push whose token was revoked mid-upload: $(cat "$TMP/slow.status") $(cat "$TMP/slow.out")"
+expect_status 404 "the revoked push is not visible" "$URL/main/$(basename "$leaf" | cut -c1-32).narinfo"
+pass "a token revoked during its upload cannot commit it (403, not visible)"
+
+kill "$good_pid"; wait "$good_pid" 2>/dev/null || true
+total=$(wc -l < "$TMP/good.log"); good=$(grep -c '^200$' "$TMP/good.log" || true)
+[ "$total" -gt 10 ] && [ "$good" = "$total" ] || fail "the well-behaved client got $good of $total answers 200"
+pass "the well-behaved client was served all along ($good of $total requests)"
+
+# M5: past the connection cap a new connection gets a 503, and once the
+# hoarded connections close, service resumes.
+python3 - 127.0.0.1 "$PORT" > "$TMP/cap.log" <<'PY' || fail "connection cap: $(cat "$TMP/cap.log")"
+import socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+held = [socket.create_connection((host, port)) for _ in range(45)]
+s = socket.create_connection((host, port), timeout=5)
+s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+answer = s.recv(4096)
+print(answer.split(b"\r\n")[0].decode())
+sys.exit(0 if answer.startswith(b"HTTP/1.1 503") else 1)
+PY
+sleep 0.5
+expect_status 200 "after the hoarded connections closed" "$URL/main/nix-cache-info"
+pass "connection cap: $(cat "$TMP/cap.log") past 40 connections; served again after"
+
+peak_kb=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
+echo "peak RSS: $((peak_kb / 1024)) MB"
+[ "$peak_kb" -lt $((150 * 1024)) ] || fail "peak RSS $((peak_kb / 1024)) MB is over 150 MB"
+assert_no_5xx "$TMP/data/serve.log" 503
+pass "peak RSS $((peak_kb / 1024)) MB; no 5xx but the cap's 503"
