@@ -1,4 +1,6 @@
 // larder serve [--config FILE] [--listen ADDR:PORT] [--data DIR]
+#include <sys/stat.h>
+
 #include <unistd.h>
 
 #include <filesystem>
@@ -75,9 +77,9 @@ void print_instructions(const std::string& url, const ServeConfig& config, cache
         "\nThe admin token is in {} (mode 0600).\n"
         "Point this machine's Nix at the cache:\n"
         "  larder login local {} \"$(cat {})\" && larder use {}\n"
-        "Push with plain Nix (the token as the netrc password):\n"
-        "  printf 'machine {} password %s\\n' \"$(cat {})\" > /tmp/larder-netrc\n"
-        "  nix copy --option netrc-file /tmp/larder-netrc --to '{}/{}?compression=zstd' ./result\n\n",
+        "Push with plain Nix (the token as the netrc password, in a file only you can read):\n"
+        "  (umask 077; printf 'machine {} password %s\\n' \"$(cat {})\" > ~/.larder-netrc)\n"
+        "  nix copy --option netrc-file ~/.larder-netrc --to '{}/{}?compression=zstd' ./result\n\n",
         token_file, url, token_file, first, host, token_file, url, first);
     std::cout << out << std::flush;
 }
@@ -87,8 +89,12 @@ Result<void> serve(const ServeOptions& o) {
     if (o.listen) config.server.listen = *o.listen;
     if (o.data) config.data_dir = *o.data;
     TRY(setup_logging(config.log_level));
+    // The database holds every cache's signing key and the blobs hold
+    // private NARs: nothing the server creates is for other local users.
+    ::umask(077);
     std::error_code ec;
     fs::create_directories(config.data_dir, ec);
+    if (!ec) fs::permissions(config.data_dir, fs::perms::owner_all, fs::perm_options::replace, ec);
     if (ec) return fail(ErrorCode::unavailable, fmt::format("cannot create data directory '{}': {}",
                                                             config.data_dir.string(), ec.message()));
     config.data_dir = fs::absolute(config.data_dir);

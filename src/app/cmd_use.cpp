@@ -4,6 +4,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -15,12 +16,37 @@
 #include "app/commands.hpp"
 #include "client/login.hpp"
 #include "client/nix_config.hpp"
+#include "crypto/keys.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
 
 namespace larder::app {
 
 namespace {
+
+// What the server says goes into nix.conf (often as root) and netrc: only
+// an http(s) URL of plain URL characters, and a key Nix can parse.
+Result<void> check_cache_description(std::string_view url, std::string_view key) {
+    bool url_ok = (url.starts_with("https://") || url.starts_with("http://")) && url.size() < 2048 &&
+                  std::all_of(url.begin(), url.end(), [](char c) {
+                      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                             std::string_view("-._~:/?#[]@!&'()*+,;=%").find(c) != std::string_view::npos;
+                  });
+    if (!url_ok)
+        return fail(ErrorCode::corrupt, fmt::format("the server gave a cache URL that is not a plain http(s) URL "
+                                                    "('{}'); nothing was written",
+                                                    printable(url, 100)));
+    auto parsed = crypto::parse_public_key(key);
+    bool key_ok = parsed && std::all_of(key.begin(), key.end(), [](char c) {
+                      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                             std::string_view("-._:+/=").find(c) != std::string_view::npos;
+                  });
+    if (!key_ok)
+        return fail(ErrorCode::corrupt, fmt::format("the server gave a public key Nix cannot use ('{}'); nothing "
+                                                    "was written",
+                                                    printable(key, 100)));
+    return ok();
+}
 
 namespace fs = std::filesystem;
 
@@ -145,6 +171,7 @@ Result<void> use(const UseOptions& o) {
         return fail(ErrorCode::corrupt, "the server's cache description lacks url or public_key");
     auto url = info["url"].get<std::string>();
     auto key = info["public_key"].get<std::string>();
+    TRY(check_cache_description(url, key));
     auto host = host_of(url);
     if (o.nixos) {
         std::cout << fmt::format(

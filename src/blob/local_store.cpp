@@ -58,7 +58,7 @@ public:
         if (ec)
             return fail(ErrorCode::unavailable,
                         fmt::format("cannot create '{}': {}", path.parent_path().string(), ec.message()));
-        return write_file_atomic(path, data, 0644, false);
+        return write_file_atomic(path, data, 0600, false);  // private caches' NARs
     }
 
     Result<void> sync() override {

@@ -99,3 +99,10 @@ echo "peak RSS: $((peak_kb / 1024)) MB"
 [ "$peak_kb" -lt $((150 * 1024)) ] || fail "peak RSS $((peak_kb / 1024)) MB is over 150 MB"
 assert_no_5xx "$TMP/data/serve.log" 503
 pass "peak RSS $((peak_kb / 1024)) MB; no 5xx but the cap's 503"
+
+# M3: nothing in the data directory is readable by other local users.
+[ "$(stat -c %a "$TMP/data")" = 700 ] || fail "data directory mode $(stat -c %a "$TMP/data")"
+[ "$(stat -c %a "$TMP/data/larder.db")" = 600 ] || fail "database mode $(stat -c %a "$TMP/data/larder.db")"
+blob=$(find "$TMP/data/blobs" -type f | head -1)
+[ -n "$blob" ] && [ "$(stat -c %a "$blob")" = 600 ] || fail "blob mode $(stat -c %a "$blob")"
+pass "data directory 0700, database and blobs 0600"

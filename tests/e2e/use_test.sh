@@ -48,3 +48,31 @@ pass "substituted ${#closure[@]} paths with a pull token, configured only by lar
 cmp -s "$NIX_CONF_DIR/nix.conf" "$TMP/original.conf" || fail "--remove did not restore nix.conf"
 [ ! -e "$NIX_CONF_DIR/netrc" ] || fail "--remove left the netrc it created"
 pass "--remove restores the original configuration; --nixos prints a module"
+
+# M9: a server that describes its cache with a newline in the URL (to smuggle
+# a nix.conf line) or a bogus key gets nothing written.
+stub_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 - "$stub_port" <<'PY' &
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        bad = {"/api/v1/caches/evil": {"url": "http://127.0.0.1/x\npost-build-hook = /tmp/p", "public_key": "k:AAAA"},
+               "/api/v1/caches/badkey": {"url": "http://127.0.0.1/x", "public_key": "${builtins.abort 1}"}}
+        body = json.dumps(bad.get(self.path, {})).encode()
+        self.send_response(200); self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+stub_pid=$!
+sleep 0.5
+cp "$NIX_CONF_DIR/nix.conf" "$TMP/before-evil.conf"
+for c in evil badkey; do
+    if "$LARDER" use "$c" --server "http://127.0.0.1:$stub_port" --token x > "$TMP/evil.out" 2>&1; then
+        kill "$stub_pid"; fail "larder use accepted the '$c' description"
+    fi
+    cmp -s "$NIX_CONF_DIR/nix.conf" "$TMP/before-evil.conf" || { kill "$stub_pid"; fail "nix.conf changed for '$c'"; }
+done
+kill "$stub_pid"
+grep -q "nothing was written" "$TMP/evil.out" || fail "message: $(cat "$TMP/evil.out")"
+pass "larder use refuses a URL with a newline and an unparsable key; nix.conf untouched"
