@@ -21,22 +21,38 @@ std::string_view digest_part(std::string_view hash) {
     return colon == std::string_view::npos ? hash : hash.substr(colon + 1);
 }
 
-nix::NarInfo to_nar_info(const db::ObjectRow& o) {
-    auto parse_path = [](std::string_view base) { return *nix::StorePath::parse_base_name(base); };
-    nix::NarInfo info{.path = parse_path(o.store_path),
+// A row that does not parse is reported as corrupt, never dereferenced.
+Result<nix::NarInfo> to_nar_info(const db::ObjectRow& o) {
+    auto corrupt = [&](std::string_view what) {
+        return fail(ErrorCode::corrupt, fmt::format("object {} in the database has a malformed {}", o.id, what));
+    };
+    auto path = nix::StorePath::parse_base_name(o.store_path);
+    auto file_hash = crypto::parse_hash(o.nar.file_hash);
+    auto nar_hash = crypto::parse_hash(o.nar.nar_hash);
+    if (!path) return corrupt("store path");
+    if (!file_hash || !nar_hash) return corrupt("NAR hash");
+    nix::NarInfo info{.path = std::move(*path),
                       .url = fmt::format("nar/{}{}", digest_part(o.nar.file_hash), k_nar_extension),
                       .compression = "zstd",
-                      .file_hash = *crypto::parse_hash(o.nar.file_hash),
+                      .file_hash = *file_hash,
                       .file_size = o.nar.file_size,
-                      .nar_hash = *crypto::parse_hash(o.nar.nar_hash),
+                      .nar_hash = *nar_hash,
                       .nar_size = o.nar.nar_size,
                       .references = {},
                       .deriver = std::nullopt,
                       .system = o.system,
                       .sigs = o.sigs,
                       .ca = o.ca};
-    for (const auto& r : o.references) info.references.push_back(parse_path(r));
-    if (!o.deriver.empty()) info.deriver = parse_path(o.deriver);
+    for (const auto& r : o.references) {
+        auto ref = nix::StorePath::parse_base_name(r);
+        if (!ref) return corrupt("reference");
+        info.references.push_back(std::move(*ref));
+    }
+    if (!o.deriver.empty()) {
+        auto deriver = nix::StorePath::parse_base_name(o.deriver);
+        if (!deriver) return corrupt("deriver");
+        info.deriver = std::move(*deriver);
+    }
     return info;
 }
 
@@ -142,7 +158,7 @@ Result<crypto::PublicKey> CacheService::rotate_key(const db::CacheRow& cache) {
     TRY(m_db.add_cache_key(db::KeyRow{0, cache.id, key.to_string(), key.public_key().to_string(), true}));
     TRY_ASSIGN(auto objects, m_db.list_objects(cache.id));
     for (const auto& o : objects) {
-        auto info = to_nar_info(o);
+        TRY_ASSIGN(auto info, to_nar_info(o));
         info.sign(key, cache.store_dir);
         TRY(m_db.set_object_sigs(o.id, info.sigs));
     }
@@ -159,7 +175,11 @@ Result<std::string> CacheService::narinfo(const db::CacheRow& cache, std::string
     auto memo = m_narinfos.get(key);
     if (!memo) {
         TRY_ASSIGN(auto object, m_db.find_object(cache.id, hash_part));
-        memo = object ? std::optional<std::string>(to_nar_info(*object).render(cache.store_dir)) : std::nullopt;
+        memo = std::optional<std::string>();  // a known absence
+        if (object) {
+            TRY_ASSIGN(auto info, to_nar_info(*object));
+            memo = std::optional<std::string>(info.render(cache.store_dir));
+        }
         m_narinfos.put(key, *memo, *memo ? m_config.lookup_ttl : m_config.negative_ttl, *memo ? (*memo)->size() : 0);
     }
     if (!*memo) return fail(ErrorCode::not_found, "no such path in this cache");
@@ -364,6 +384,16 @@ Result<void> CacheService::commit_object(const db::CacheRow& cache, nix::NarInfo
     if (!current && current.error().code != ErrorCode::not_found) return Failure{std::move(current).error()};
     if (!current || current->id != cache.id)
         return fail(ErrorCode::conflict, fmt::format("cache '{}' was deleted during the upload", cache.name));
+    // First writer wins: a path already in the cache is never replaced by
+    // different contents (delete it first); the same contents again is a no-op.
+    TRY_ASSIGN(auto existing, m_db.find_object(cache.id, info.path.hash_part()));
+    if (existing && existing->store_path == info.path.base_name() && existing->nar.nar_hash == nar.nar_hash)
+        return ok();
+    if (existing)
+        return fail(ErrorCode::conflict,
+                    fmt::format("cache '{}' already has {} with NarHash {}; delete it before pushing different "
+                                "contents",
+                                cache.name, existing->store_path, existing->nar.nar_hash));
     // The closure must be complete before the path becomes visible.
     TRY(check_references(cache, info, upstream));
     TRY_ASSIGN(auto key, signing_key(cache));

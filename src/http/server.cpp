@@ -50,10 +50,13 @@ std::string remote_of(const tcp::socket& socket) {
     return ec ? std::string("?") : fmt::format("{}:{}", ep.address().to_string(), ep.port());
 }
 
-// Counts open connections; over the cap, a connection gets a 503 and is closed.
+// One open connection, counted by the accept loop as it accepts (so the
+// count is exact whichever thread runs the connection); released at its end.
+// Over the cap, a connection gets a 503 and is closed.
 struct ConnectionSlot {
-    explicit ConnectionSlot(ServerState& s) : state(s) { count = ++state.open_connections; }
+    ConnectionSlot(ServerState& s, int n) : state(s), count(n) {}
     ~ConnectionSlot() { --state.open_connections; }
+    ConnectionSlot(const ConnectionSlot&) = delete;
     ServerState& state;
     int count;
 };
@@ -64,8 +67,8 @@ constexpr std::string_view k_busy_response =
 static_assert(k_busy_response.size() - k_busy_response.find("\r\n\r\n") - 4 == 55);
 
 asio::awaitable<void> plain_connection(tcp::socket socket, Handler& handler, const ServerConfig& config,
-                                       ServerState& state) {
-    ConnectionSlot slot(state);
+                                       ServerState& state, int count) {
+    ConnectionSlot slot(state, count);
     if (slot.count > static_cast<int>(config.max_connections)) {
         beast::tcp_stream stream(std::move(socket));
         stream.expires_after(std::chrono::seconds(5));
@@ -82,8 +85,8 @@ asio::awaitable<void> plain_connection(tcp::socket socket, Handler& handler, con
 }
 
 asio::awaitable<void> tls_connection(tcp::socket socket, asio::ssl::context& tls, Handler& handler,
-                                     const ServerConfig& config, ServerState& state) {
-    ConnectionSlot slot(state);
+                                     const ServerConfig& config, ServerState& state, int count) {
+    ConnectionSlot slot(state, count);
     if (slot.count > static_cast<int>(config.max_connections)) co_return;  // no handshake spent on it
     auto remote = remote_of(socket);
     beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), tls);
@@ -126,10 +129,13 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::vector<std::uniq
         boost::system::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
         auto executor = socket.get_executor();
+        int count = ++state.open_connections;
         if (tls)
-            asio::co_spawn(executor, tls_connection(std::move(socket), *tls, handler, config, state), asio::detached);
+            asio::co_spawn(executor, tls_connection(std::move(socket), *tls, handler, config, state, count),
+                           asio::detached);
         else
-            asio::co_spawn(executor, plain_connection(std::move(socket), handler, config, state), asio::detached);
+            asio::co_spawn(executor, plain_connection(std::move(socket), handler, config, state, count),
+                           asio::detached);
     }
 }
 

@@ -49,10 +49,22 @@ push_leaf() {  # PADDING: prints the status of pushing a fresh leaf as one frame
         -H "X-Larder-Frames: chunks" --data-binary @"$TMP/push-body" "$URL/main/push/$(basename "$leaf" | cut -c1-32)"
 }
 [ "$(push_leaf 0)" = 200 ] || fail "a valid hand-made frame was refused: $(cat "$TMP/body")"
+first_leaf=$(cat "$TMP/leaf-path")
 [ "$(push_leaf 100000)" = 400 ] || fail "a frame padded with 100000 empty blocks: $(cat "$TMP/body")"
 grep -q "padded" "$TMP/body" || fail "message: $(cat "$TMP/body")"
 expect_status 404 "the padded push is not visible" "$URL/main/$(basename "$(cat "$TMP/leaf-path")" | cut -c1-32).narinfo"
 pass "client frames: a valid one stored, a padded one refused (400, not visible)"
+
+# M10: a path already in the cache is not replaced by other contents.
+other_nar=$TMP/leaf.nar   # the padded leaf's NAR: valid, but not first_leaf's
+name=$(nix-hash --type sha256 --flat --base32 "$other_nar")
+expect_status 200 "upload another NAR" -X PUT --data-binary @"$other_nar" "$URL/main/nar/$name.nar"
+printf 'StorePath: %s\nURL: nar/%s.nar\nCompression: none\nNarHash: sha256:%s\nNarSize: %s\nReferences: \n' \
+    "$first_leaf" "$name" "$name" "$(stat -c %s "$other_nar")" > "$TMP/replace.narinfo"
+expect_status 409 "replacing an existing path" -X PUT --data-binary @"$TMP/replace.narinfo" \
+    "$URL/main/$(basename "$first_leaf" | cut -c1-32).narinfo"
+body_has "already has"
+pass "re-pushing an existing path with other contents: 409"
 
 # M2: a push token revoked while its upload is under way cannot commit.
 push_token=$("$LARDER" token create slow --cache main --push --pull --json | json_field secret)
