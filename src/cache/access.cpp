@@ -1,6 +1,5 @@
 #include "cache/access.hpp"
 
-#include <openssl/rand.h>
 
 #include <algorithm>
 #include <ctime>
@@ -9,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "crypto/encoding.hpp"
+#include "crypto/keys.hpp"
 #include "crypto/sha256.hpp"
 
 namespace larder::cache {
@@ -69,8 +69,7 @@ Result<Scope> Scope::from_json(std::string_view text) {
 Result<NewToken> Access::create_token(std::string_view name, const Scope& scope,
                                       std::optional<int64_t> expires_at) {
     std::array<uint8_t, 32> random{};
-    if (RAND_bytes(random.data(), random.size()) != 1)
-        return fail(ErrorCode::internal, "no randomness for a token");
+    TRY(crypto::random_bytes(random.data(), random.size()));
     std::string secret = "lt_" + crypto::to_nix32(random);
     db::TokenRow row;
     row.name = name;

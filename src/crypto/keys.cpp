@@ -82,9 +82,16 @@ PublicKey SecretKey::public_key() const {
     return pub;
 }
 
+Result<void> random_bytes(uint8_t* out, size_t size) {
+    if (RAND_bytes(out, static_cast<int>(size)) != 1)
+        return fail(ErrorCode::internal, "OpenSSL's random number generator has no entropy");
+    return ok();
+}
+
 SecretKey SecretKey::generate(std::string name) {
     SecretKey sk{std::move(name), {}};
-    if (RAND_bytes(sk.key.data(), 32) != 1) throw std::runtime_error("OpenSSL: no randomness");
+    // Without entropy no key is safe to make: the unrecoverable case.
+    if (!random_bytes(sk.key.data(), 32)) throw std::runtime_error("OpenSSL: no randomness");
     auto pub = derive_public(sk.key.data());
     std::copy(pub.begin(), pub.end(), sk.key.begin() + 32);
     return sk;

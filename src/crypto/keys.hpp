@@ -11,6 +11,9 @@
 
 namespace larder::crypto {
 
+// Fills `out` from OpenSSL's CSPRNG; internal error if it has no entropy.
+Result<void> random_bytes(uint8_t* out, size_t size);
+
 struct PublicKey {
     std::string name;
     std::array<uint8_t, 32> key{};
