@@ -10,6 +10,7 @@
 namespace larder::blob {
 
 std::unique_ptr<BlobStore> make_local_store(std::filesystem::path root);  // local_store.cpp
+std::unique_ptr<BlobStore> make_memory_store();                            // memory_store.cpp
 Result<std::unique_ptr<BlobStore>> open_s3_store(std::string_view url,
                                                  const std::optional<Credentials>& credentials);  // s3_store.cpp
 
@@ -22,6 +23,7 @@ bool is_valid_key(std::string_view key) {
 Result<std::unique_ptr<BlobStore>> open_blob_store(std::string_view url,
                                                    const std::optional<Credentials>& credentials) {
     if (url.starts_with("s3://")) return open_s3_store(url, credentials);
+    if (url == "memory://") return make_memory_store();
     TRY_ASSIGN(auto path, strip_scheme(url, "file", "storage"));
     if (path.empty() || path.front() != '/')
         return fail(ErrorCode::invalid_input, "storage path must be absolute");

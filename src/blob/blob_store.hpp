@@ -44,7 +44,8 @@ public:
     virtual std::string describe() const = 0;
 };
 
-// "file:///abs/dir", a plain directory path, or
+// "file:///abs/dir", a plain directory path, "memory://" (for tests: lost at
+// exit), or
 // "s3://BUCKET[/PREFIX]?endpoint=URL&region=R&addressing=path|virtual" (AWS's
 // endpoint for the region when none is given). S3 credentials: `credentials`
 // if given, else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN,

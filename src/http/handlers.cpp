@@ -53,7 +53,7 @@ Result<ByteRange> parse_range(std::string_view header, uint64_t total) {
         return ByteRange{total - n, n, true};
     }
     if (*first >= total) return unsatisfiable;
-    uint64_t end = last ? std::min(*last + 1, total) : total;
+    uint64_t end = last && *last < total ? *last + 1 : total;  // no wrap at UINT64_MAX
     if (end <= *first) return unsatisfiable;
     return ByteRange{*first, end - *first, true};
 }

@@ -28,6 +28,12 @@ std::string read_all(Source& source) {
 class BlobStoreTest : public ::testing::TestWithParam<std::string> {
 protected:
     void SetUp() override {
+        if (GetParam() == "memory") {
+            auto s = open_blob_store("memory://");
+            ASSERT_TRUE(s) << s.error().message;
+            m_store = std::move(*s);
+            return;
+        }
         if (GetParam() == "local") {
             m_dir = std::filesystem::temp_directory_path() / ("larder-blobs-" + std::to_string(getpid()));
             auto s = open_blob_store("file://" + m_dir.string());
@@ -88,5 +94,5 @@ TEST_P(BlobStoreTest, LargeBlobsGoUpInParts) {
     ASSERT_TRUE(m_store->remove("big000"));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, BlobStoreTest, ::testing::Values("local", "s3"),
+INSTANTIATE_TEST_SUITE_P(Backends, BlobStoreTest, ::testing::Values("memory", "local", "s3"),
                          [](const auto& info) { return info.param; });

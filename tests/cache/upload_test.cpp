@@ -1,0 +1,141 @@
+// The upload pipeline, the service and the handler together, without
+// sockets or Nix: pushes and plain uploads, a fault at every step, and what
+// one cache's uploads may do to what another cache serves (review H7).
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "codec/codec.hpp"
+#include "support/random_bytes.hpp"
+#include "support/service_fixture.hpp"
+
+using namespace larder;
+using http::Method;
+
+namespace {
+
+// Compressible: zstd levels 3 and 19 give different frames for it.
+std::string text(size_t lines, int seed) {
+    std::string out;
+    for (size_t i = 0; i < lines; ++i) out += fmt::format("line {} of {} ({})\n", i * 7 % 1000, seed, i % 13);
+    return out;
+}
+
+// Binary strings compared without printing them.
+bool same(const std::string& a, const std::string& b) { return a == b; }
+
+class UploadTest : public test::ServiceFixture {
+protected:
+    std::string decompress(const std::string& zstd) {
+        StringSink out;
+        auto d = codec::make_decompressor(codec::Method::zstd, out);
+        EXPECT_TRUE(d->write(zstd) && d->finish());
+        return out.data();
+    }
+    std::string frame(const std::string& data, int level) {
+        codec::FrameCompressor c(level);
+        std::string out;
+        EXPECT_TRUE(c.compress(data, out));
+        return out;
+    }
+    // The served file a narinfo names, fetched through the handler.
+    std::string served_nar(const std::string& cache, const std::string& path) {
+        auto info = run(Method::get, fmt::format("/{}/{}.narinfo", cache, hash_part(path)));
+        EXPECT_EQ(info.status, 200u) << info.body;
+        auto url = info.body.substr(info.body.find("URL: ") + 5);
+        url = url.substr(0, url.find('\n'));
+        auto nar = run(Method::get, fmt::format("/{}/{}", cache, url));
+        EXPECT_EQ(nar.status, 200u) << nar.body;
+        return nar.body;
+    }
+    // Nix's way: the NAR under its file hash, then the narinfo.
+    unsigned nix_copy(const std::string& cache, const std::string& path, const std::string& nar) {
+        auto name = crypto::Hash{crypto::sha256(nar)}.to_nix32() + ".nar";
+        auto put = run(Method::put, fmt::format("/{}/nar/{}", cache, name), nar);
+        if (put.status != 200) return put.status;
+        return run(Method::put, fmt::format("/{}/{}.narinfo", cache, hash_part(path)),
+                   narinfo(path, nar, "none", "nar/" + name))
+            .status;
+    }
+};
+
+}  // namespace
+
+TEST_F(UploadTest, PushedPathIsServedAndDecodesToItsNar) {
+    auto nar = make_nar(test::random_bytes(600000, 3));
+    auto path = store_path("pushed");
+    auto r = run(Method::put, "/main/push/" + hash_part(path), push_body(narinfo(path, nar, "none"), nar));
+    ASSERT_EQ(r.status, 200u) << r.body;
+    EXPECT_TRUE(same(decompress(served_nar("main", path)), nar));
+    EXPECT_EQ(run(Method::get, "/other/" + hash_part(path) + ".narinfo").status, 404u);
+}
+
+// Review H7: whatever frames a pusher sends to its own cache, another cache
+// that receives the same NAR from plain Nix serves the server's own bytes.
+TEST_F(UploadTest, ClientFramesNeverChangeWhatAnotherCacheServes) {
+    auto nar = make_nar(text(4000, 7));
+    auto path = store_path("shared");
+    auto odd_frame = frame(nar, 19);  // not what the server makes (level 3)
+    ASSERT_FALSE(same(odd_frame, frame(nar, 3)));
+    auto pushed = run(Method::put, "/other/push/" + hash_part(path), push_body(narinfo(path, nar, "zstd"), odd_frame),
+                      true);
+    ASSERT_EQ(pushed.status, 200u) << pushed.body;
+    ASSERT_EQ(nix_copy("main", path, nar), 200u);
+    EXPECT_TRUE(same(served_nar("main", path), frame(nar, 3)));
+    EXPECT_TRUE(same(served_nar("other", path), odd_frame));
+    // And the other way round: the server's bytes were there first.
+    auto path2 = store_path("second");
+    auto nar2 = make_nar(text(4000, 8));
+    ASSERT_EQ(nix_copy("main", path2, nar2), 200u);
+    auto odd2 = frame(nar2, 19);
+    ASSERT_EQ(run(Method::put, "/other/push/" + hash_part(path2), push_body(narinfo(path2, nar2, "zstd"), odd2), true)
+                  .status,
+              200u);
+    EXPECT_TRUE(same(served_nar("main", path2), frame(nar2, 3)));
+    EXPECT_TRUE(same(served_nar("other", path2), odd2));
+}
+
+TEST_F(UploadTest, ByteIdenticalFramesAreStoredOnce) {
+    auto nar = make_nar(test::random_bytes(50000, 9));
+    auto path = store_path("same");
+    auto f = frame(nar, 3);
+    for (auto cache : {"main", "other"})
+        ASSERT_EQ(run(Method::put, fmt::format("/{}/push/{}", cache, hash_part(path)),
+                      push_body(narinfo(path, nar, "zstd"), f), true)
+                      .status,
+                  200u);
+    EXPECT_EQ(*service->chunk_count(), 1);
+}
+
+// A failure at any step of an upload (any database call, any blob call)
+// answers an error and leaves nothing visible; the next attempt succeeds.
+TEST_F(UploadTest, AFaultAtEveryStepLeavesNothingVisible) {
+    auto nar = make_nar(test::random_bytes(700000, 11));  // a few chunks
+    for (bool push : {true, false}) {
+        for (test::Faults* faults : {static_cast<test::Faults*>(db_faults.get()),
+                                     static_cast<test::Faults*>(blob_faults.get())}) {
+            auto path = store_path(push ? "push" : "copy");
+            int steps = 0;
+            for (int n = 1;; ++n) {
+                ASSERT_LT(n, 500) << "the upload never got past its faults";
+                faults->fail_at(n);
+                unsigned status = push ? run(Method::put, "/main/push/" + hash_part(path),
+                                             push_body(narinfo(path, nar, "none"), nar))
+                                             .status
+                                       : nix_copy("main", path, nar);
+                int calls = faults->calls();
+                faults->fail_at(0);
+                if (status == 200 && calls < n) break;  // the fault came after the last call
+                ++steps;
+                EXPECT_GE(status, 400u) << "fault at call " << n;
+                EXPECT_EQ(run(Method::get, "/main/" + hash_part(path) + ".narinfo").status, 404u)
+                    << "visible after a fault at call " << n << (push ? " (push)" : " (nix copy)");
+            }
+            EXPECT_GE(steps, 3);
+            std::printf("%s, faults in the %s: %d failing steps, each left nothing visible\n",
+                        push ? "larder push" : "nix copy", faults == blob_faults.get() ? "blob store" : "database",
+                        steps);
+            EXPECT_TRUE(same(decompress(served_nar("main", path)), nar));
+        }
+    }
+}

@@ -1,0 +1,119 @@
+// The handler without sockets: who may send a body at all (review H2),
+// limits (H3, H4), ranges (L4) and the error boundary (L1).
+#include <gtest/gtest.h>
+
+#include "support/random_bytes.hpp"
+#include "support/service_fixture.hpp"
+
+using namespace larder;
+using http::Method;
+
+namespace {
+
+class HandlerTest : public test::ServiceFixture {
+protected:
+    Result<http::Prepared> prepare(Method method, const std::string& target, const std::string& token) {
+        http::Request r;
+        r.method = method;
+        r.target = target;
+        if (!token.empty()) r.authorization = "Bearer " + token;
+        return handler->prepare(r);
+    }
+    std::string token(const std::string& pattern, bool pull, bool push, bool admin_) {
+        cache::Scope s;
+        s.cache_pattern = pattern;
+        s.pull = pull;
+        s.push = push;
+        s.admin = admin_;
+        return access->create_token("t", s, std::nullopt)->secret;
+    }
+};
+
+}  // namespace
+
+TEST_F(HandlerTest, ApiWritesAreRefusedBeforeTheirBody) {
+    auto pull = token("*", true, false, false);
+    struct Case {
+        Method method;
+        const char* target;
+        std::string token;
+        ErrorCode expected;
+    };
+    for (const auto& c : {Case{Method::post, "/api/v1/tokens", "", ErrorCode::unauthorized},
+                          Case{Method::post, "/api/v1/caches", "", ErrorCode::unauthorized},
+                          Case{Method::post, "/api/v1/tokens", pull, ErrorCode::forbidden},
+                          Case{Method::patch, "/api/v1/caches/main", pull, ErrorCode::forbidden},
+                          Case{Method::del, "/api/v1/caches/main", "", ErrorCode::unauthorized},
+                          Case{Method::post, "/api/v1/caches/main/rotate-key", pull, ErrorCode::forbidden},
+                          Case{Method::post, "/api/v1/caches/main/missing", "", ErrorCode::unauthorized}}) {
+        auto p = prepare(c.method, c.target, c.token);
+        ASSERT_FALSE(p) << c.target;
+        EXPECT_EQ(p.error().code, c.expected) << c.target << ": " << p.error().message;
+    }
+    auto missing = prepare(Method::post, "/api/v1/caches/main/missing", pull);
+    ASSERT_TRUE(missing) << missing.error().message;
+    EXPECT_EQ(missing->body_limit, http::k_max_missing_body);
+    auto create = prepare(Method::post, "/api/v1/tokens", admin);
+    ASSERT_TRUE(create);
+    EXPECT_EQ(create->body_limit, http::k_max_api_body);
+}
+
+TEST_F(HandlerTest, MissingIsCappedAndSetBased) {
+    std::string many = R"({"paths":[)";
+    for (size_t i = 0; i <= http::k_max_missing_paths; ++i) many += (i ? ",\"" : "\"") + std::string(32, '0') + "\"";
+    many += "]}";
+    EXPECT_EQ(run(Method::post, "/api/v1/caches/main/missing", many).status, 413u);
+    EXPECT_EQ(run(Method::post, "/api/v1/caches/main/missing", std::string(1000, '[')).status, 400u);
+    // 2,500 hashes, duplicates included: one answer, each missing hash once.
+    std::string some = R"({"paths":[)";
+    for (int i = 0; i < 2500; ++i) some += fmt::format("{}\"{:032d}\"", i ? "," : "", i % 2000);
+    some += "]}";
+    auto r = run(Method::post, "/api/v1/caches/main/missing", some);
+    ASSERT_EQ(r.status, 200u) << r.body;
+    auto answer = nlohmann::json::parse(r.body);
+    EXPECT_EQ(answer["missing"].size(), 2000u);
+}
+
+TEST_F(HandlerTest, ImpossibleCacheNamesCostNothing) {
+    db_faults->fail_at(1);  // any database call would fail
+    EXPECT_EQ(run(Method::get, "/" + std::string(500, 'a') + "/nix-cache-info").status, 404u);
+    EXPECT_EQ(run(Method::get, "/%FF/nix-cache-info").status, 404u);
+    EXPECT_EQ(db_faults->calls(), 0);
+    db_faults->fail_at(0);
+}
+
+TEST_F(HandlerTest, RangeToTheLargestOffsetIsTheWholeFile) {
+    auto nar = make_nar(test::random_bytes(5000, 5));
+    auto path = store_path("ranged");
+    ASSERT_EQ(run(Method::put, "/main/push/" + hash_part(path), push_body(narinfo(path, nar, "none"), nar)).status,
+              200u);
+    auto info = run(Method::get, "/main/" + hash_part(path) + ".narinfo").body;
+    auto url = info.substr(info.find("URL: ") + 5);
+    url = url.substr(0, url.find('\n'));
+    http::Request r;
+    r.method = Method::get;
+    r.target = "/main/" + url;
+    r.authorization = "Bearer " + admin;
+    r.range = "bytes=0-18446744073709551615";
+    auto p = handler->prepare(r);
+    ASSERT_TRUE(p);
+    auto response = handler->handle(*p, r);
+    EXPECT_EQ(response.status, 206u);
+    StringSink body;
+    ASSERT_TRUE(copy(*response.stream, body));
+    EXPECT_EQ(body.data().size(), *response.stream_length);
+}
+
+TEST_F(HandlerTest, ServerErrorsSayNothingInternal) {
+    db_faults->fail_at(1);
+    auto p = prepare(Method::get, "/main/nix-cache-info", admin);
+    db_faults->fail_at(0);
+    ASSERT_FALSE(p);
+    auto response = http::error_response(p.error());
+    EXPECT_EQ(response.status, 503u);
+    EXPECT_TRUE(response.body.empty());  // the session writes the generic text with the request id
+    EXPECT_NE(response.error_detail.find("injected fault"), std::string::npos);
+    auto text = http::server_error_text(503, "ab-1");
+    EXPECT_NE(text.find("request id ab-1"), std::string::npos);
+    EXPECT_EQ(text.find("injected"), std::string::npos);
+}

@@ -1,0 +1,98 @@
+// Fault injection for unit tests (LevelDB's fault_injection idea): stores
+// that pass every call through to a real one, except the Nth, which fails
+// with `unavailable` as a dead disk, S3 or database would.
+#pragma once
+
+#include <string>
+
+#include "blob/blob_store.hpp"
+#include "db/metadata_store.hpp"
+
+namespace larder::test {
+
+class Faults {
+public:
+    // Fail the nth call from now on (1-based); 0: never.
+    void fail_at(int n) {
+        m_fail_at = n;
+        m_calls = 0;
+    }
+    int calls() const { return m_calls; }
+
+protected:
+    bool tick() { return ++m_calls == m_fail_at; }
+    static Failure fault(const char* what) {
+        return fail(ErrorCode::unavailable, std::string("injected fault in ") + what);
+    }
+
+private:
+    int m_fail_at = 0;
+    int m_calls = 0;
+};
+
+#define LARDER_FAULTY(ret, name, params, args)          \
+    ret name params override {                          \
+        if (tick()) return fault(#name);                \
+        return m_inner.name args;                       \
+    }
+
+class FaultyBlobStore : public blob::BlobStore, public Faults {
+public:
+    explicit FaultyBlobStore(blob::BlobStore& inner) : m_inner(inner) {}
+    LARDER_FAULTY(Result<void>, put, (std::string_view key, std::string_view data), (key, data))
+    LARDER_FAULTY(Result<void>, sync, (), ())
+    LARDER_FAULTY(Result<void>, get,
+                  (std::string_view key, Sink& sink, uint64_t offset, std::optional<uint64_t> length),
+                  (key, sink, offset, length))
+    LARDER_FAULTY(Result<std::unique_ptr<Source>>, open, (std::string_view key, uint64_t offset, uint64_t length),
+                  (key, offset, length))
+    LARDER_FAULTY(Result<bool>, exists, (std::string_view key), (key))
+    LARDER_FAULTY(Result<void>, remove, (std::string_view key), (key))
+    LARDER_FAULTY(Result<std::vector<std::string>>, list, (), ())
+    std::string describe() const override { return "faulty " + m_inner.describe(); }
+
+private:
+    blob::BlobStore& m_inner;
+};
+
+class FaultyMetadataStore : public db::MetadataStore, public Faults {
+public:
+    explicit FaultyMetadataStore(db::MetadataStore& inner) : m_inner(inner) {}
+    using sv = std::string_view;
+    using strings = std::vector<std::string>;
+    LARDER_FAULTY(Result<db::CacheRow>, create_cache, (const db::CacheRow& c, const db::KeyRow& k), (c, k))
+    LARDER_FAULTY(Result<db::CacheRow>, get_cache, (sv name), (name))
+    LARDER_FAULTY(Result<std::vector<db::CacheRow>>, list_caches, (), ())
+    LARDER_FAULTY(Result<void>, update_cache, (const db::CacheRow& c), (c))
+    LARDER_FAULTY(Result<void>, delete_cache, (int64_t id), (id))
+    LARDER_FAULTY(Result<std::vector<db::KeyRow>>, cache_keys, (int64_t id), (id))
+    LARDER_FAULTY(Result<void>, add_cache_key, (const db::KeyRow& k), (k))
+    LARDER_FAULTY(Result<std::optional<db::ChunkRow>>, find_server_chunk, (sv h), (h))
+    LARDER_FAULTY(Result<std::optional<db::ChunkRow>>, find_chunk_by_key, (sv k), (k))
+    LARDER_FAULTY(Result<db::ChunkRow>, insert_chunk, (const db::ChunkRow& c), (c))
+    LARDER_FAULTY(Result<db::NarRow>, insert_nar, (const db::NarRow& n), (n))
+    LARDER_FAULTY(Result<std::optional<db::NarRow>>, find_nar, (int64_t id), (id))
+    LARDER_FAULTY(Result<std::optional<db::NarRow>>, find_cache_nar, (int64_t c, sv h), (c, h))
+    LARDER_FAULTY(Result<int64_t>, count_chunks, (), ())
+    LARDER_FAULTY(Result<void>, record_upload, (int64_t c, sv n, int64_t id), (c, n, id))
+    LARDER_FAULTY(Result<std::optional<int64_t>>, find_upload, (int64_t c, sv n), (c, n))
+    LARDER_FAULTY(Result<std::optional<db::ObjectRow>>, find_object, (int64_t c, sv h), (c, h))
+    LARDER_FAULTY(Result<strings>, missing_objects, (int64_t c, const strings& h), (c, h))
+    LARDER_FAULTY(Result<void>, put_object, (const db::ObjectRow& o), (o))
+    LARDER_FAULTY(Result<std::vector<db::ObjectRow>>, list_objects, (int64_t c), (c))
+    LARDER_FAULTY(Result<bool>, delete_object, (int64_t c, sv h), (c, h))
+    LARDER_FAULTY(Result<void>, set_object_sigs, (int64_t id, const strings& s), (id, s))
+    LARDER_FAULTY(Result<void>, put_file, (int64_t c, sv k, sv n, sv d, sv e), (c, k, n, d, e))
+    LARDER_FAULTY(Result<std::optional<File>>, get_file, (int64_t c, sv k, sv n), (c, k, n))
+    LARDER_FAULTY(Result<db::TokenRow>, create_token, (const db::TokenRow& t), (t))
+    LARDER_FAULTY(Result<std::optional<db::TokenRow>>, find_token, (sv h), (h))
+    LARDER_FAULTY(Result<std::vector<db::TokenRow>>, list_tokens, (), ())
+    LARDER_FAULTY(Result<void>, revoke_token, (int64_t id, int64_t when), (id, when))
+
+private:
+    db::MetadataStore& m_inner;
+};
+
+#undef LARDER_FAULTY
+
+}  // namespace larder::test
