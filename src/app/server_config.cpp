@@ -60,10 +60,19 @@ std::string default_key_prefix() {
 }  // namespace
 
 Result<ServeConfig> load_serve_config(const std::optional<std::string>& path) {
+    if (!path) {
+        ServeConfig config;
+        config.cache.key_prefix = default_key_prefix();
+        return config;
+    }
+    TRY_ASSIGN(auto text, read_file(*path));
+    return parse_serve_config(text, *path);
+}
+
+Result<ServeConfig> parse_serve_config(std::string_view text, const std::string& source) {
     ServeConfig config;
     config.cache.key_prefix = default_key_prefix();
-    if (!path) return config;
-    TRY_ASSIGN(auto text, read_file(*path));
+    const std::string* path = &source;
     toml::table t;
     try {
         t = toml::parse(text, *path);

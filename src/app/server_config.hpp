@@ -34,5 +34,7 @@ struct ServeConfig {
 // Reads `path` (if given) over the defaults. Unknown keys are errors, so a
 // typo does not silently leave a setting at its default.
 Result<ServeConfig> load_serve_config(const std::optional<std::string>& path);
+// The same from text; `source` names it in error messages.
+Result<ServeConfig> parse_serve_config(std::string_view text, const std::string& source);
 
 }  // namespace larder::app

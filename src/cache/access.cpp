@@ -66,8 +66,10 @@ Result<Scope> Scope::from_json(std::string_view text) {
     return s;
 }
 
-Result<NewToken> Access::create_token(std::string_view name, const Scope& scope,
-                                      std::optional<int64_t> expires_at) {
+Result<NewToken> Access::create_token(std::string_view name, const Scope& scope, std::optional<int64_t> expires_at,
+                                      const std::optional<db::TokenRow>& parent) {
+    if (parent && parent->expires_at && (!expires_at || *expires_at > *parent->expires_at))
+        expires_at = parent->expires_at;
     std::array<uint8_t, 32> random{};
     TRY(crypto::random_bytes(random.data(), random.size()));
     std::string secret = "lt_" + crypto::to_nix32(random);
@@ -76,6 +78,7 @@ Result<NewToken> Access::create_token(std::string_view name, const Scope& scope,
     row.secret_hash = hash_secret(secret);
     row.scopes = scope.to_json();
     row.expires_at = expires_at;
+    if (parent) row.parent_id = parent->id;
     TRY_ASSIGN(row, m_db.create_token(row));
     return NewToken{std::move(row), std::move(secret)};
 }
@@ -105,10 +108,21 @@ Result<std::string> token_of(std::string_view header) {
 
 }  // namespace
 
-Result<void> Access::revoke_token(int64_t id) {
+Result<std::vector<db::TokenRow>> Access::tokens_managed_by(const Scope& admin) {
     TRY_ASSIGN(auto tokens, m_db.list_tokens());
+    std::vector<db::TokenRow> managed;
+    for (auto& t : tokens) {
+        auto scope = Scope::from_json(t.scopes);
+        // A pattern checked as a literal against the admin's glob: a subset test.
+        if (scope && admin.grants(scope->cache_pattern, Permission::admin)) managed.push_back(std::move(t));
+    }
+    return managed;
+}
+
+Result<void> Access::revoke_token(int64_t id, const Scope& admin) {
+    TRY_ASSIGN(auto tokens, tokens_managed_by(admin));
     bool known = std::any_of(tokens.begin(), tokens.end(), [&](const db::TokenRow& t) { return t.id == id; });
-    if (!known) return fail(ErrorCode::not_found, fmt::format("no token with id {}", id));
+    if (!known) return fail(ErrorCode::not_found, fmt::format("no token with id {} that this token manages", id));
     return m_db.revoke_token(id, static_cast<int64_t>(std::time(nullptr)));
 }
 

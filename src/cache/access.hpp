@@ -41,15 +41,21 @@ class Access {
 public:
     explicit Access(db::MetadataStore& db) : m_db(db) {}
 
-    Result<NewToken> create_token(std::string_view name, const Scope& scope,
-                                  std::optional<int64_t> expires_at);
+    // `parent`: the admin token minting it. The new token expires no later
+    // than its parent and is revoked with it.
+    Result<NewToken> create_token(std::string_view name, const Scope& scope, std::optional<int64_t> expires_at,
+                                  const std::optional<db::TokenRow>& parent = std::nullopt);
     // From an Authorization header ("Bearer T" or "Basic base64(user:T)");
     // an empty header is anonymous. A bad, expired or revoked token is
     // `unauthorized`, with a message that never quotes the token.
     Result<Principal> authenticate(std::string_view authorization, int64_t now);
     Result<std::vector<db::TokenRow>> list_tokens() { return m_db.list_tokens(); }
-    // not_found for an unknown id; revoking twice keeps the first time.
-    Result<void> revoke_token(int64_t id);
+    // The tokens `admin` manages: those whose cache pattern lies within its
+    // own (all of them for a '*' admin).
+    Result<std::vector<db::TokenRow>> tokens_managed_by(const Scope& admin);
+    // not_found for an unknown id, or one `admin` does not manage; revoking
+    // twice keeps the first time. Tokens minted under it are revoked too.
+    Result<void> revoke_token(int64_t id, const Scope& admin);
 
 private:
     db::MetadataStore& m_db;

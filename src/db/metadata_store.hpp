@@ -77,6 +77,7 @@ struct TokenRow {
     std::optional<int64_t> expires_at;
     std::optional<int64_t> revoked_at;
     int64_t created_at = 0;
+    std::optional<int64_t> parent_id;  // the admin token that minted it; revoked with it
 };
 
 class MetadataStore {
@@ -142,6 +143,7 @@ public:
     virtual Result<TokenRow> create_token(const TokenRow& token) = 0;
     virtual Result<std::optional<TokenRow>> find_token(std::string_view secret_hash) = 0;
     virtual Result<std::vector<TokenRow>> list_tokens() = 0;
+    // Revokes the token and every token minted under it.
     virtual Result<void> revoke_token(int64_t id, int64_t when) = 0;
 };
 

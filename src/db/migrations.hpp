@@ -116,6 +116,11 @@ DROP TABLE nars;
 ALTER TABLE nars_new RENAME TO nars;
 CREATE INDEX nars_file_hash ON nars(file_hash);
 )SQL",
+    // 3: tokens remember the admin token that minted them (review M8).
+    R"SQL(
+ALTER TABLE tokens ADD COLUMN parent_id INTEGER REFERENCES tokens(id);
+CREATE INDEX tokens_parent ON tokens(parent_id);
+)SQL",
 };
 
 // PostgreSQL: the same tables; version in schema_version, applied under an
@@ -216,6 +221,11 @@ ALTER TABLE chunks ADD COLUMN server_made INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX chunks_content ON chunks(content_hash, server_made);
 ALTER TABLE nars DROP CONSTRAINT nars_nar_hash_key;
 ALTER TABLE nars ADD CONSTRAINT nars_identity UNIQUE (nar_hash, file_hash);
+)SQL",
+    // 3: tokens remember the admin token that minted them (review M8).
+    R"SQL(
+ALTER TABLE tokens ADD COLUMN parent_id BIGINT REFERENCES tokens(id);
+CREATE INDEX tokens_parent ON tokens(parent_id);
 )SQL",
 };
 

@@ -399,10 +399,10 @@ public:
     Result<TokenRow> create_token(const TokenRow& t) override {
         return with_connection([&](Connection& conn) -> Result<TokenRow> {
             auto q = conn.query(
-                "INSERT INTO tokens (name, secret_hash, scopes, expires_at, revoked_at, created_at) "
-                "VALUES (?, ?, ?, ?, NULL, ?) RETURNING id");
+                "INSERT INTO tokens (name, secret_hash, scopes, expires_at, revoked_at, created_at, parent_id) "
+                "VALUES (?, ?, ?, ?, NULL, ?, ?) RETURNING id");
             auto created = now();
-            q.bind(t.name).bind(t.secret_hash).bind(t.scopes).bind(t.expires_at).bind(created);
+            q.bind(t.name).bind(t.secret_hash).bind(t.scopes).bind(t.expires_at).bind(created).bind(t.parent_id);
             TRY(q.step());
             TokenRow row = t;
             row.id = q.i64(0);
@@ -414,7 +414,7 @@ public:
     Result<std::optional<TokenRow>> find_token(std::string_view secret_hash) override {
         return with_connection([&](Connection& conn) -> Result<std::optional<TokenRow>> {
             auto q = conn.query(
-                "SELECT id, name, secret_hash, scopes, expires_at, revoked_at, created_at "
+                "SELECT id, name, secret_hash, scopes, expires_at, revoked_at, created_at, parent_id "
                 "FROM tokens WHERE secret_hash = ?");
             q.bind(secret_hash);
             TRY_ASSIGN(bool row, q.step());
@@ -426,7 +426,7 @@ public:
     Result<std::vector<TokenRow>> list_tokens() override {
         return with_connection([&](Connection& conn) -> Result<std::vector<TokenRow>> {
             auto q = conn.query(
-                "SELECT id, name, secret_hash, scopes, expires_at, revoked_at, created_at "
+                "SELECT id, name, secret_hash, scopes, expires_at, revoked_at, created_at, parent_id "
                 "FROM tokens ORDER BY id");
             std::vector<TokenRow> rows;
             for (;;) {
@@ -439,7 +439,11 @@ public:
 
     Result<void> revoke_token(int64_t id, int64_t when) override {
         return with_connection([&](Connection& conn) -> Result<void> {
-            auto q = conn.query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL");
+            // The token and every token minted under it, at any depth.
+            auto q = conn.query(
+                "UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL AND id IN ("
+                "WITH RECURSIVE minted(id) AS (SELECT CAST(? AS BIGINT) UNION "
+                "SELECT t.id FROM tokens t JOIN minted m ON t.parent_id = m.id) SELECT id FROM minted)");
             q.bind(when).bind(id);
             return q.run();
         });
@@ -544,7 +548,8 @@ private:
     }
 
     static TokenRow token_row(Query& q) {
-        TokenRow t{q.i64(0), q.text(1), q.text(2), q.text(3), {}, {}, q.i64(6)};
+        TokenRow t{q.i64(0), q.text(1), q.text(2), q.text(3), {}, {}, q.i64(6), {}};
+        if (!q.is_null(7)) t.parent_id = q.i64(7);
         if (!q.is_null(4)) t.expires_at = q.i64(4);
         if (!q.is_null(5)) t.revoked_at = q.i64(5);
         return t;

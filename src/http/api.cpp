@@ -62,6 +62,9 @@ Result<std::optional<T>> field(const json& j, const char* name) {
 Result<cache::CacheSettings> settings_from(const json& j) {
     cache::CacheSettings s;
     TRY_ASSIGN(s.is_public, field<bool>(j, "public"));
+    if (j.contains("priority") && !j["priority"].is_null() &&
+        (!j["priority"].is_number_integer() || j["priority"].get<int64_t>() < 0 || j["priority"].get<int64_t>() > 10000))
+        return fail(ErrorCode::invalid_input, "field 'priority' must be an integer from 0 to 10000");
     TRY_ASSIGN(s.priority, field<int>(j, "priority"));
     TRY_ASSIGN(s.upstream_keys, field<std::vector<std::string>>(j, "upstream_keys"));
     return s;
@@ -72,6 +75,7 @@ json token_json(const db::TokenRow& t) {
            {"scope", json::parse(t.scopes, nullptr, false)}};
     j["expires_at"] = t.expires_at ? json(*t.expires_at) : json();
     j["revoked_at"] = t.revoked_at ? json(*t.revoked_at) : json();
+    j["parent_id"] = t.parent_id ? json(*t.parent_id) : json();
     return j;
 }
 
@@ -195,8 +199,8 @@ Result<Response> Handler::api_caches(const Prepared& p, Request& request, std::s
 
 Result<Response> Handler::api_tokens(const Prepared& p, Request& request, std::string_view rest) {
     if (rest.empty() && request.method == Method::get) {
-        TRY(require(p, "*", Permission::admin));
-        TRY_ASSIGN(auto rows, m_access.list_tokens());
+        if (!p.principal.token || !p.principal.scope.admin) TRY(require(p, "*", Permission::admin));
+        TRY_ASSIGN(auto rows, m_access.tokens_managed_by(p.principal.scope));
         json out = json::array();
         for (const auto& t : rows) out.push_back(token_json(t));
         return json_response(200, out.dump());
@@ -224,19 +228,22 @@ Result<Response> Handler::api_tokens(const Prepared& p, Request& request, std::s
             return fail(ErrorCode::invalid_input, "a token needs at least one of pull, push, delete, admin");
         std::optional<int64_t> expires_at;
         if (expires_in) {
-            if (*expires_in <= 0) return fail(ErrorCode::invalid_input, "expires_in must be positive");
+            constexpr int64_t k_century = int64_t{100} * 366 * 86400;
+            if (*expires_in <= 0 || *expires_in > k_century)
+                return fail(ErrorCode::invalid_input, "expires_in must be between 1 second and 100 years");
             expires_at = static_cast<int64_t>(std::time(nullptr)) + *expires_in;
         }
-        TRY_ASSIGN(auto token, m_access.create_token(*name, scope, expires_at));
+        // Minted under the caller: it expires no later and is revoked with it.
+        TRY_ASSIGN(auto token, m_access.create_token(*name, scope, expires_at, p.principal.token));
         auto j = token_json(token.row);
         j["secret"] = token.secret;
         return json_response(201, j.dump());
     }
     if (!rest.empty() && request.method == Method::del) {
-        TRY(require(p, "*", Permission::admin));
+        if (!p.principal.token || !p.principal.scope.admin) TRY(require(p, "*", Permission::admin));
         auto id = parse_u64(rest);
-        if (!id) return fail(ErrorCode::invalid_input, "token id must be a number");
-        TRY(m_access.revoke_token(static_cast<int64_t>(*id)));
+        if (!id || *id > INT64_MAX) return fail(ErrorCode::invalid_input, "token id must be a number");
+        TRY(m_access.revoke_token(static_cast<int64_t>(*id), p.principal.scope));
         return json_response(200, json{{"revoked", *id}}.dump());
     }
     return fail(ErrorCode::not_found, "no such API endpoint");

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 
 #include "crypto/encoding.hpp"
 
@@ -61,9 +62,57 @@ TEST(Access, TokensAreStoredHashedAndChecked) {
     ASSERT_FALSE(wrong);
     EXPECT_EQ(wrong.error().code, ErrorCode::unauthorized);
     EXPECT_EQ(wrong.error().message.find("lt_wrong"), std::string::npos);
-    ASSERT_TRUE(access.revoke_token(token->row.id));
+    Scope root;
+    root.admin = true;
+    ASSERT_TRUE(access.revoke_token(token->row.id, root));
     EXPECT_EQ(access.authenticate("Bearer " + token->secret, 0).error().message, "token has been revoked");
     EXPECT_TRUE(access.authenticate("", 0));  // anonymous
     EXPECT_FALSE(access.authenticate("Digest abc", 0));
+    std::filesystem::remove_all(dir);
+}
+
+// Review M8: a token minted by an admin token never outlives it, is revoked
+// with it, and a scoped admin manages exactly the tokens within its pattern.
+TEST(Access, MintedTokensNeverOutliveOrOutrankTheirAdmin) {
+    auto dir = std::filesystem::temp_directory_path() / ("larder-access-m8-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    auto db = db::open_metadata_store((dir / "db.sqlite").string());
+    ASSERT_TRUE(db) << db.error().message;
+    Access access(**db);
+    Scope root;
+    root.admin = true;
+    Scope team;
+    team.cache_pattern = "team-*";
+    team.admin = true;
+    auto team_admin = access.create_token("team admin", team, 5000);
+    ASSERT_TRUE(team_admin);
+    // Asked for no expiry, or a later one: capped at the parent's.
+    auto child = access.create_token("child", team, std::nullopt, team_admin->row);
+    ASSERT_TRUE(child);
+    EXPECT_EQ(child->row.expires_at, std::optional<int64_t>(5000));
+    Scope pull;
+    pull.cache_pattern = "team-a";
+    pull.pull = true;
+    auto grandchild = access.create_token("grandchild", pull, 9000, child->row);
+    ASSERT_TRUE(grandchild);
+    EXPECT_EQ(grandchild->row.expires_at, std::optional<int64_t>(5000));
+    auto other = access.create_token("other", Scope{"ops-*", true, false, false, false}, std::nullopt);
+    ASSERT_TRUE(other);
+    // The team admin manages its team's tokens, not ops-*.
+    auto managed = access.tokens_managed_by(team);
+    ASSERT_TRUE(managed);
+    std::set<std::string> names;
+    for (const auto& t : *managed) names.insert(t.name);
+    EXPECT_EQ(names, (std::set<std::string>{"team admin", "child", "grandchild"}));
+    EXPECT_FALSE(access.revoke_token(other->row.id, team));
+    EXPECT_TRUE(access.authenticate("Bearer " + other->secret, 0));
+    // Revoking the team admin revokes what it minted, at any depth.
+    ASSERT_TRUE(access.revoke_token(team_admin->row.id, root));
+    for (const auto* t : {&*child, &*grandchild}) {
+        auto r = access.authenticate("Bearer " + t->secret, 0);
+        ASSERT_FALSE(r) << t->row.name;
+        EXPECT_EQ(r.error().message, "token has been revoked");
+    }
+    EXPECT_TRUE(access.authenticate("Bearer " + other->secret, 0));
     std::filesystem::remove_all(dir);
 }

@@ -188,12 +188,12 @@ TEST_P(MetadataStoreTest, FilesKeepBinaryData) {
 }
 
 TEST_P(MetadataStoreTest, Tokens) {
-    auto t = m_store->create_token(TokenRow{0, "ci", "hash1", R"({"caches":"*"})", 2000000000, {}, 0});
+    auto t = m_store->create_token(TokenRow{0, "ci", "hash1", R"({"caches":"*"})", 2000000000, {}, 0, {}});
     ASSERT_TRUE(t) << t.error().message;
     EXPECT_GT(t->id, 0);
-    auto u = m_store->create_token(TokenRow{0, "dev", "hash2", "{}", std::nullopt, {}, 0});
+    auto u = m_store->create_token(TokenRow{0, "dev", "hash2", "{}", std::nullopt, {}, 0, {}});
     ASSERT_TRUE(u);
-    EXPECT_EQ(m_store->create_token(TokenRow{0, "dup", "hash1", "{}", {}, {}, 0}).error().code, ErrorCode::conflict);
+    EXPECT_EQ(m_store->create_token(TokenRow{0, "dup", "hash1", "{}", {}, {}, 0, {}}).error().code, ErrorCode::conflict);
     auto found = m_store->find_token("hash1");
     ASSERT_TRUE(found && *found);
     EXPECT_EQ(*(*found)->expires_at, 2000000000);

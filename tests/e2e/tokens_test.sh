@@ -43,6 +43,25 @@ check 401 "$short" GET /main/nix-cache-info "expired token"
 "$LARDER" token list | grep -q 'revoked' || fail "token list does not show the revocation"
 pass "revoked and expired tokens are refused at once"
 
+# Review M8: an admin of team-* mints tokens that expire no later than it,
+# sees and revokes only team tokens, and its tokens die with it.
+team_admin=$(new_token team-admin --cache 'team-*' --admin --expires 1h)
+minted_json=$("$LARDER" token create minted --cache team-a --pull --json --token "$team_admin")
+minted=$(json_field secret <<< "$minted_json")
+team_expiry=$("$LARDER" token list --json | jq '.[] | select(.name == "team-admin") | .expires_at')
+[ "$(json_field expires_at <<< "$minted_json")" = "$team_expiry" ] || fail "a minted token outlives its admin"
+check 200 "$minted" GET /team-a/nix-cache-info "token minted by the team admin"
+seen=$("$LARDER" token list --json --token "$team_admin" | jq -r '.[].name' | sort | tr '\n' ' ')
+[ "$seen" = "minted team-admin team-ci " ] || fail "the team admin sees: $seen"
+reader_id=$("$LARDER" token list --json | jq '.[] | select(.name == "reader") | .id')
+"$LARDER" token revoke "$reader_id" --token "$team_admin" > /dev/null 2>&1 && fail "the team admin revoked a main token"
+check 200 "$pull" GET /main/nix-cache-info "a token the team admin may not revoke"
+"$LARDER" token create escalate --cache '*' --admin --token "$team_admin" > /dev/null 2>&1 && fail "the team admin minted a '*' admin"
+team_admin_id=$("$LARDER" token list --json | jq '.[] | select(.name == "team-admin") | .id')
+"$LARDER" token revoke "$team_admin_id" > /dev/null
+check 401 "$minted" GET /team-a/nix-cache-info "token minted by a revoked admin"
+pass "a scoped admin's tokens expire with it, are revoked with it; it manages only its pattern"
+
 "$LARDER" cache configure main --public > /dev/null
 check 200 "" GET /main/nix-cache-info "anonymous, public cache"
 check 401 "" PUT /main/$h.narinfo "anonymous push to a public cache"
