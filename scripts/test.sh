@@ -15,12 +15,15 @@ echo "== asan+ubsan build and tests"
 scripts/build.sh asan
 ASAN_OPTIONS=detect_leaks=1 ctest --preset asan -j "$jobs"
 
-echo "== fuzz smoke (clang libFuzzer)"
-scripts/build.sh fuzz --target fuzz_nar_parser fuzz_narinfo_parser
-seconds=${LARDER_FUZZ_SECONDS:-20}
-corpus=$(mktemp -d); trap 'rm -rf "$corpus"' EXIT
-mkdir -p "$corpus/nar" "$corpus/narinfo"
-cp tests/data/invalid/*.nar "$corpus/nar/"; cp tests/data/invalid/*.narinfo "$corpus/narinfo/"
-build/fuzz/tests/fuzz_nar_parser -max_total_time="$seconds" -rss_limit_mb=1024 "$corpus/nar" 2>&1 | tail -1
-build/fuzz/tests/fuzz_narinfo_parser -max_total_time="$seconds" -rss_limit_mb=1024 "$corpus/narinfo" 2>&1 | tail -1
+echo "== fuzz smoke (clang libFuzzer; bench/fuzz.sh runs 10 million executions each)"
+targets=(nar_parser narinfo_parser frame_splitter router config)
+scripts/build.sh fuzz $(printf -- '--target fuzz_%s ' "${targets[@]}")
+seconds=${LARDER_FUZZ_SECONDS:-15}
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+for t in "${targets[@]}"; do
+    mkdir -p "$work/$t"
+    cp tests/fuzz/corpus/"$t"/* "$work/$t/"   # the kept corpus stays as it is
+    build/fuzz/tests/fuzz_"$t" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 \
+        -artifact_prefix="$work/" "$work/$t" 2>&1 | tail -1
+done
 echo "== all tests passed"
