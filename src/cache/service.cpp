@@ -7,6 +7,7 @@
 #include "crypto/encoding.hpp"
 #include "nix/nar_info.hpp"
 #include "nix/store_path.hpp"
+#include "util/framing.hpp"
 #include "util/strings.hpp"
 
 namespace larder::cache {
@@ -87,7 +88,7 @@ Result<db::CacheRow> CacheService::create_cache(std::string_view name, const Cac
     row.name = name;
     row.is_public = s.is_public.value_or(false);
     row.priority = s.priority.value_or(40);
-    row.upstream_keys = s.upstream_keys.value_or(std::vector<std::string>{"cache.nixos.org-1"});
+    row.upstream_keys = s.upstream_keys.value_or(std::vector<std::string>{std::string(k_nixos_cache_key)});
     auto key = crypto::SecretKey::generate(fmt::format("{}-{}-1", m_config.key_prefix, name));
     TRY_ASSIGN(auto created, m_db.create_cache(row, db::KeyRow{0, 0, key.to_string(), key.public_key().to_string(), true}));
     forget_cache(name);
@@ -427,15 +428,30 @@ Result<PushedPath> CacheService::check_push(const db::CacheRow& cache, std::stri
     TRY_ASSIGN(auto method, codec::parse_method(info.compression));
     if (method == codec::Method::bzip2)
         return fail(ErrorCode::invalid_input, "push the NAR uncompressed, or with zstd or xz");
-    for (auto h : split(upstream, ' ')) {
-        if (h.empty()) continue;
-        bool is_reference = std::any_of(info.references.begin(), info.references.end(),
-                                        [&](const nix::StorePath& r) { return r.hash_part() == h; });
+    // Each reference left upstream comes with its narinfo, and must carry a
+    // signature by a full key the cache trusts for upstream paths: a pusher
+    // cannot make a path visible without its closure by calling it upstream.
+    TRY_ASSIGN(auto upstream_infos, split_length_prefixed(upstream));
+    std::vector<crypto::PublicKey> trusted;
+    for (const auto& entry : cache.upstream_keys)
+        if (auto key = crypto::parse_public_key(entry)) trusted.push_back(std::move(*key));
+    for (auto text : upstream_infos) {
+        TRY_ASSIGN(auto up, nix::parse_nar_info(text, cache.store_dir));
+        bool is_reference = std::find(info.references.begin(), info.references.end(), up.path) != info.references.end();
         if (!is_reference)
             return fail(ErrorCode::invalid_input,
-                        fmt::format("upstream path {} is not a reference of {}", printable(h, 40),
+                        fmt::format("upstream path {} is not a reference of {}", up.path.full(cache.store_dir),
                                     info.path.full(cache.store_dir)));
-        pushed.upstream.emplace_back(h);
+        bool signed_upstream = std::any_of(trusted.begin(), trusted.end(), [&](const crypto::PublicKey& key) {
+            return up.verify(key, cache.store_dir);
+        });
+        if (!signed_upstream)
+            return fail(ErrorCode::invalid_input,
+                        fmt::format("{} is left upstream, but no signature on it verifies with a public key cache "
+                                    "'{}' trusts for upstream paths (give full keys: larder cache configure {} "
+                                    "--upstream-key NAME:KEY)",
+                                    up.path.full(cache.store_dir), cache.name, cache.name));
+        pushed.upstream.emplace_back(up.path.hash_part());
     }
     TRY(check_references(cache, info, pushed.upstream));
     return pushed;

@@ -29,6 +29,9 @@ struct PushedPath {
     bool chunk_frames = false;          // the body is zstd frames, one per chunk
 };
 
+// Paths signed by this key are left to cache.nixos.org by default.
+inline constexpr std::string_view k_nixos_cache_key = "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
+
 // The largest narinfo accepted (a PUT or a push): room for ~100,000 references.
 inline constexpr size_t k_max_narinfo_size = 8 << 20;
 
@@ -74,8 +77,9 @@ public:
     // Upload bodies (receive.cpp): written to as they arrive; finish()
     // verifies, runs `check`, and commits. A plain NAR PUT from Nix:
     Result<std::unique_ptr<Sink>> receive_upload(const db::CacheRow& cache, std::string_view file, CommitCheck check);
-    // `larder push`: the body is the narinfo and the space-separated hash
-    // parts of references left upstream, as length-prefixed fields
+    // `larder push`: the body is the narinfo and the narinfos of the
+    // references left upstream (themselves length-prefixed, each signed by a
+    // key in the cache's upstream_keys), as length-prefixed fields
     // (util/framing.hpp), then the NAR (zstd frames, one per chunk, if
     // `chunk_frames`). Checked as soon as the narinfo is in.
     Result<std::unique_ptr<Sink>> receive_push(const db::CacheRow& cache, std::string_view hash_part,

@@ -82,7 +82,7 @@ private:
 struct Job {
     const PathInfo* info = nullptr;
     std::string narinfo;
-    std::string upstream;               // hash parts of references left to upstream
+    std::string upstream;               // narinfos of references left upstream, length-prefixed
     std::vector<size_t> dependents;     // jobs that reference this one
     size_t waiting_for = 0;             // references not pushed yet
     enum class State { waiting, ready, running, done, failed } state = State::waiting;
@@ -357,7 +357,7 @@ Result<PushSummary> push(const ServerLogin& login, std::string_view cache, NixSt
 
     std::vector<Job> jobs;
     std::unordered_map<std::string, size_t> job_of;      // by full path
-    std::unordered_set<std::string> upstream_paths;      // missing, but signed upstream
+    std::unordered_map<std::string, std::string> upstream_paths;  // missing, but signed upstream: narinfos
     for (const auto& p : closure) {
         if (!missing.contains(std::string(hash_part_of(p.path)))) {
             ++summary.cached;
@@ -366,7 +366,8 @@ Result<PushSummary> push(const ServerLogin& login, std::string_view cache, NixSt
         TRY_ASSIGN(auto info, store.to_nar_info(p, compression));
         if (signed_by_upstream(info, upstream_keys, store.store_dir())) {
             ++summary.upstream;
-            upstream_paths.insert(p.path);
+            // Sent with each referrer, for the server to check the signature.
+            upstream_paths.emplace(p.path, info.render(store.store_dir()));
             continue;
         }
         Job job;
@@ -375,9 +376,8 @@ Result<PushSummary> push(const ServerLogin& login, std::string_view cache, NixSt
         job.narinfo = std::move(text);
         // The closure is ordered references first, so every reference's job exists already.
         for (const auto& r : p.references) {
-            if (upstream_paths.contains(r)) {
-                if (!job.upstream.empty()) job.upstream += ' ';
-                job.upstream += hash_part_of(r);
+            if (auto up = upstream_paths.find(r); up != upstream_paths.end()) {
+                job.upstream += length_prefixed(up->second);
             } else if (auto it = job_of.find(r); it != job_of.end()) {
                 jobs[it->second].dependents.push_back(jobs.size());
                 ++job.waiting_for;

@@ -116,10 +116,14 @@ DROP TABLE nars;
 ALTER TABLE nars_new RENAME TO nars;
 CREATE INDEX nars_file_hash ON nars(file_hash);
 )SQL",
-    // 3: tokens remember the admin token that minted them (review M8).
+    // 3: tokens remember the admin token that minted them (review M8); the
+    // default upstream key becomes cache.nixos.org's full key, as the server
+    // now verifies what pushes leave upstream (M10).
     R"SQL(
 ALTER TABLE tokens ADD COLUMN parent_id INTEGER REFERENCES tokens(id);
 CREATE INDEX tokens_parent ON tokens(parent_id);
+UPDATE caches SET upstream_keys = 'cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY='
+    WHERE upstream_keys = 'cache.nixos.org-1';
 )SQL",
 };
 
@@ -222,10 +226,14 @@ CREATE INDEX chunks_content ON chunks(content_hash, server_made);
 ALTER TABLE nars DROP CONSTRAINT nars_nar_hash_key;
 ALTER TABLE nars ADD CONSTRAINT nars_identity UNIQUE (nar_hash, file_hash);
 )SQL",
-    // 3: tokens remember the admin token that minted them (review M8).
+    // 3: tokens remember the admin token that minted them (review M8); the
+    // default upstream key becomes cache.nixos.org's full key, as the server
+    // now verifies what pushes leave upstream (M10).
     R"SQL(
 ALTER TABLE tokens ADD COLUMN parent_id BIGINT REFERENCES tokens(id);
 CREATE INDEX tokens_parent ON tokens(parent_id);
+UPDATE caches SET upstream_keys = 'cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY='
+    WHERE upstream_keys = 'cache.nixos.org-1';
 )SQL",
 };
 

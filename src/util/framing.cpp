@@ -8,6 +8,25 @@ namespace larder {
 
 std::string length_prefixed(std::string_view field) { return fmt::format("{}\n{}", field.size(), field); }
 
+Result<std::vector<std::string_view>> split_length_prefixed(std::string_view text) {
+    std::vector<std::string_view> fields;
+    while (!text.empty()) {
+        auto newline = text.find('\n');
+        if (newline == std::string_view::npos || newline == 0 || newline > 12)
+            return fail(ErrorCode::invalid_input, "malformed length-prefixed field");
+        uint64_t n = 0;
+        for (char c : text.substr(0, newline)) {
+            if (c < '0' || c > '9') return fail(ErrorCode::invalid_input, "malformed length-prefixed field");
+            n = n * 10 + static_cast<uint64_t>(c - '0');
+        }
+        text.remove_prefix(newline + 1);
+        if (n > text.size()) return fail(ErrorCode::invalid_input, "a length-prefixed field is cut short");
+        fields.push_back(text.substr(0, n));
+        text.remove_prefix(n);
+    }
+    return fields;
+}
+
 Result<std::string_view> PrefixReader::feed(std::string_view data) {
     while (!done() && !data.empty()) {
         if (m_reading_length) {

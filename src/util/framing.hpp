@@ -11,6 +11,8 @@
 namespace larder {
 
 std::string length_prefixed(std::string_view field);
+// The fields of a whole string of length-prefixed fields.
+Result<std::vector<std::string_view>> split_length_prefixed(std::string_view text);
 
 // Reads `count` length-prefixed fields from the front of a stream that
 // arrives in pieces, each field at most `max_field` bytes.

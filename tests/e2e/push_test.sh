@@ -36,19 +36,27 @@ after=$(requests)
 [ "$(jq .cached "$TMP/push2.json")" -eq "${#closure[@]}" ] || fail "re-push: $(cat "$TMP/push2.json")"
 pass "re-pushing ${#closure[@]} cached paths made exactly one request"
 
-# 3. Paths signed by an upstream key (cache.nixos.org-1 by default) are skipped,
-# and the paths that reference them are still accepted.
+# 3. Paths signed by an upstream key are skipped, and the paths that
+# reference them are still accepted: the server verifies each upstream
+# reference's signature with the cache's upstream keys (full keys).
 root3=$(bash "$LARDER_SOURCE/tests/e2e/make_corpus.sh" small upstream-$$)
 mapfile -t closure3 < <(nix-store -qR "$root3")
 nix-store --generate-binary-cache-key cache.nixos.org-1 "$TMP/up.sec" "$TMP/up.pub"
 mapfile -t signed < <(nix-store -qR "$root3" | grep -v -e "$root3" | head -5)
 nix store sign --key-file "$TMP/up.sec" "${signed[@]}"
+# Trusted by name only, the server cannot verify what the client leaves upstream.
+"$LARDER" cache configure main --upstream-key cache.nixos.org-1 > /dev/null
+if "$LARDER" push main "$root3" --retries 0 > "$TMP/push3-name.out" 2>&1; then fail "upstream trusted by name alone"; fi
+grep -q "no signature on it verifies" "$TMP/push3-name.out" || fail "message: $(tail -3 "$TMP/push3-name.out")"
+"$LARDER" cache configure main --upstream-key "$(cat "$TMP/up.pub")" > /dev/null
 "$LARDER" push main "$root3" --json > "$TMP/push3.json" 2> "$TMP/push3.err" || { cat "$TMP/push3.err"; fail "push with upstream paths"; }
 [ "$(jq .upstream "$TMP/push3.json")" -eq "${#signed[@]}" ] || fail "upstream skipped: $(cat "$TMP/push3.json")"
-[ "$(jq .pushed "$TMP/push3.json")" -eq $(( ${#closure3[@]} - ${#signed[@]} )) ] || fail "pushed: $(cat "$TMP/push3.json")"
+# (the refused attempt above already pushed the paths that refer to nothing upstream)
+[ $(( $(jq .pushed "$TMP/push3.json") + $(jq .cached "$TMP/push3.json") )) -eq $(( ${#closure3[@]} - ${#signed[@]} )) ] \
+    || fail "pushed: $(cat "$TMP/push3.json")"
 for p in "${signed[@]}"; do [ "$(visible "$p")" = 404 ] || fail "upstream-signed $p was pushed"; done
 [ "$(visible "$root3")" = 200 ] || fail "the root was not pushed"
-pass "${#signed[@]} upstream-signed paths skipped, the other $(jq .pushed "$TMP/push3.json") pushed"
+pass "${#signed[@]} upstream-signed paths skipped (verified by the server with the full key, refused by name alone), the rest pushed"
 
 # 4. Kill the server in the middle of a push: nothing partial is visible after
 # a restart, and pushing again completes.
@@ -105,9 +113,17 @@ info=$(printf 'StorePath: %s\nURL: nar/x\nCompression: zstd\nNarHash: sha256:%s\
 push_prefix "$info" '' > "$TMP/refmissing"
 expect_push 400 "reference missing" "$TMP/refmissing"
 grep -q "not in cache 'main'" "$TMP/body" || fail "message: $(cat "$TMP/body")"
-push_prefix "$info" "$(basename "$root" | cut -c1-32)" > "$TMP/notref"
+# An upstream narinfo for a path that is not a reference, and one whose
+# signature is by no key the cache trusts.
+upinfo() { nix path-info --json "$1" | jq -r --arg p "$1" '.[0] | "StorePath: \($p)\nURL: nar/x\nCompression: none\nNarHash: \(.narHash)\nNarSize: \(.narSize)\nReferences: \(.references | map(sub(".*/"; "")) | join(" "))\n" + (.signatures // [] | map("Sig: " + .) | join("\n")) + "\n"'; }
+notref=$(upinfo "${signed[0]}")
+push_prefix "$(printf '%s' "$info" | sed "s|References: .*|References: |")" "$(printf '%d\n%s' "${#notref}" "$notref")" > "$TMP/notref"
 expect_push 400 "upstream path that is no reference" "$TMP/notref"
 grep -q "is not a reference of" "$TMP/body" || fail "message: $(cat "$TMP/body")"
+unsigned=$(upinfo "${signed[0]}" | grep -v '^Sig:')
+push_prefix "$info" "$(printf '%d\n%s' "${#unsigned}" "$unsigned")" > "$TMP/unsigned"
+expect_push 400 "upstream path without a trusted signature" "$TMP/unsigned"
+grep -q "no signature on it verifies" "$TMP/body" || fail "message: $(cat "$TMP/body")"
 # A new leaf (never pushed) with a valid narinfo but a body that is not zstd frames.
 echo "leaf $$ $RANDOM" > "$TMP/leaf-file"
 leaf=$(nix-store --add "$TMP/leaf-file")
