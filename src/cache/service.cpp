@@ -358,16 +358,16 @@ Result<void> CacheService::add_narinfo(const db::CacheRow& cache, std::string_vi
 
 Result<void> CacheService::check_references(const db::CacheRow& cache, const nix::NarInfo& info,
                                             const std::vector<std::string>& upstream) {
+    // By full base name: "<hash>-other" does not stand in for "<hash>-name".
     std::vector<std::string> refs;
     for (const auto& r : info.references)
         if (r != info.path && std::find(upstream.begin(), upstream.end(), r.hash_part()) == upstream.end())
-            refs.emplace_back(r.hash_part());
+            refs.emplace_back(r.base_name());
     TRY_ASSIGN(auto missing, m_db.missing_objects(cache.id, refs));
     if (!missing.empty())
         return fail(ErrorCode::invalid_input,
-                    fmt::format("cannot add {}: its reference with hash {} is not in cache '{}' "
-                                "(push references first)",
-                                info.path.full(cache.store_dir), missing.front(), cache.name));
+                    fmt::format("cannot add {}: its reference {}/{} is not in cache '{}' (push references first)",
+                                info.path.full(cache.store_dir), cache.store_dir, missing.front(), cache.name));
     return ok();
 }
 

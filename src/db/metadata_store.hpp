@@ -118,9 +118,10 @@ public:
     // Objects (store paths in a cache).
     virtual Result<std::optional<ObjectRow>> find_object(int64_t cache_id,
                                                          std::string_view hash_part) = 0;
-    // Which of these hash parts the cache lacks.
+    // Which of these the cache lacks, each once: hash parts, or base names
+    // ("<hash>-<name>"), which must then match the stored path exactly.
     virtual Result<std::vector<std::string>> missing_objects(
-        int64_t cache_id, const std::vector<std::string>& hash_parts) = 0;
+        int64_t cache_id, const std::vector<std::string>& paths) = 0;
     // Inserts or replaces the object of that hash part.
     virtual Result<void> put_object(const ObjectRow& object) = 0;
     virtual Result<std::vector<ObjectRow>> list_objects(int64_t cache_id) = 0;

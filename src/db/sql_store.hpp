@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -291,33 +292,40 @@ public:
     }
 
     Result<std::vector<std::string>> missing_objects(int64_t cache_id,
-                                                     const std::vector<std::string>& hash_parts) override {
-        // Set-based: one query per batch of hash parts, never one per hash.
+                                                     const std::vector<std::string>& paths) override {
+        // Set-based: one query per batch of hash parts, never one per path.
         // One statement text (connections cache statements by its address);
         // a short last batch is padded with a hash part no path has.
         constexpr size_t k_batch = 1000;
         static const std::string sql = [] {
-            std::string s = "SELECT hash_part FROM objects WHERE cache_id = ? AND hash_part IN (?";
+            std::string s = "SELECT hash_part, store_path FROM objects WHERE cache_id = ? AND hash_part IN (?";
             for (size_t i = 1; i < k_batch; ++i) s += ",?";
             return s + ")";
         }();
+        // "<hash>-<name>": the hash part is what comes before the first '-'
+        // (nix32 has none).
+        auto hash_of = [](std::string_view p) { return p.substr(0, p.find('-')); };
         return with_connection([&](Connection& conn) -> Result<std::vector<std::string>> {
-            std::vector<std::string> missing;
-            std::unordered_set<std::string> seen, present;
-            for (size_t begin = 0; begin < hash_parts.size(); begin += k_batch) {
+            std::unordered_map<std::string, std::string> present;  // hash part -> base name
+            for (size_t begin = 0; begin < paths.size(); begin += k_batch) {
                 auto q = conn.query(sql.c_str());
                 q.bind(cache_id);
                 for (size_t i = begin; i < begin + k_batch; ++i)
-                    q.bind(i < hash_parts.size() ? std::string_view(hash_parts[i]) : std::string_view());
+                    q.bind(i < paths.size() ? hash_of(paths[i]) : std::string_view());
                 for (;;) {
                     TRY_ASSIGN(bool row, q.step());
                     if (!row) break;
-                    present.insert(q.text(0));
+                    present.emplace(q.text(0), q.text(1));
                 }
                 q.reset();
             }
-            for (const auto& h : hash_parts)
-                if (!present.count(h) && seen.insert(h).second) missing.push_back(h);
+            std::vector<std::string> missing;
+            std::unordered_set<std::string> seen;
+            for (const auto& p : paths) {
+                auto it = present.find(std::string(hash_of(p)));
+                bool there = it != present.end() && (p.find('-') == std::string::npos || it->second == p);
+                if (!there && seen.insert(p).second) missing.push_back(p);
+            }
             return missing;
         });
     }

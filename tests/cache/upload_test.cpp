@@ -139,3 +139,30 @@ TEST_F(UploadTest, AFaultAtEveryStepLeavesNothingVisible) {
         }
     }
 }
+
+// Review M10: references are matched by full base name, and a path already
+// in the cache is not replaced by other contents.
+TEST_F(UploadTest, ReferencesMatchByFullNameAndFirstWriterWins) {
+    auto nar_a = make_nar("a");
+    auto a = store_path("a");
+    ASSERT_EQ(run(Method::put, "/main/push/" + hash_part(a), push_body(narinfo(a, nar_a, "none"), nar_a)).status, 200u);
+    auto nar_b = make_nar("b");
+    auto b = store_path("b");
+    auto info = narinfo(b, nar_b, "none");
+    auto with_reference = [&](const std::string& ref) {
+        auto copy = info;
+        return copy.replace(copy.find("References: \n"), 13, "References: " + ref + "\n");
+    };
+    auto wrong_name = with_reference(hash_part(a) + "-other");
+    auto refused = run(Method::put, "/main/push/" + hash_part(b), push_body(wrong_name, nar_b));
+    EXPECT_EQ(refused.status, 400u);
+    EXPECT_NE(refused.body.find("-other is not in cache"), std::string::npos) << refused.body;
+    auto right_name = with_reference(a.substr(11));
+    EXPECT_EQ(run(Method::put, "/main/push/" + hash_part(b), push_body(right_name, nar_b)).status, 200u);
+    // Same contents again: fine. Other contents under the same path: 409.
+    EXPECT_EQ(run(Method::put, "/main/push/" + hash_part(a), push_body(narinfo(a, nar_a, "none"), nar_a)).status, 200u);
+    auto nar_c = make_nar("c");
+    auto replaced = run(Method::put, "/main/push/" + hash_part(a), push_body(narinfo(a, nar_c, "none"), nar_c));
+    EXPECT_EQ(replaced.status, 409u);
+    EXPECT_TRUE(same(decompress(served_nar("main", a)), nar_a));
+}

@@ -39,7 +39,7 @@ expect_status 400 "narinfo without NAR" -X PUT --data-binary "@$TMP/no-nar.narin
 body_has "was not uploaded to cache 'main'"
 sed "s|^References: .*|References: 0c5ykcv9xf0v3y41ic79ndw8ngq5s0qb-missing|" "$narinfo" > "$TMP/no-ref.narinfo"
 expect_status 400 "missing reference" -X PUT --data-binary "@$TMP/no-ref.narinfo" "$URL/main/$h.narinfo"
-body_has "its reference with hash 0c5ykcv9xf0v3y41ic79ndw8ngq5s0qb is not in cache 'main'"
+body_has "its reference /nix/store/0c5ykcv9xf0v3y41ic79ndw8ngq5s0qb-missing is not in cache 'main'"
 pass "narinfo without its NAR or with a missing reference: 400 saying which"
 
 # 3. Malformed narinfos (every one of the invalid corpus).
