@@ -41,7 +41,7 @@ public:
                  CommitCheck check)
         : m_service(service), m_cache(std::move(cache)), m_hash_part(std::move(hash_part)),
           m_chunk_frames(chunk_frames), m_check(std::move(check)),
-          m_prefix(2, k_max_narinfo_size) {}
+          m_prefix(2, k_max_push_field) {}
 
     Result<void> write(std::string_view data) override {
         if (!m_upload) {

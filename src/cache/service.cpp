@@ -335,6 +335,7 @@ Result<bool> CacheService::has_nar_file(const db::CacheRow& cache, std::string_v
 Result<void> CacheService::add_narinfo(const db::CacheRow& cache, std::string_view hash_part,
                                        std::string_view text) {
     TRY_ASSIGN(auto info, nix::parse_nar_info(text, cache.store_dir));
+    TRY(nix::check_uploaded(info));
     if (info.path.hash_part() != hash_part)
         return fail(ErrorCode::invalid_input,
                     fmt::format("narinfo for {} uploaded as {}.narinfo", info.path.full(cache.store_dir),
@@ -417,6 +418,7 @@ Result<void> CacheService::commit_object(const db::CacheRow& cache, nix::NarInfo
 Result<PushedPath> CacheService::check_push(const db::CacheRow& cache, std::string_view hash_part,
                                             std::string_view narinfo, std::string_view upstream) {
     TRY_ASSIGN(auto parsed, nix::parse_nar_info(narinfo, cache.store_dir));
+    TRY(nix::check_uploaded(parsed));
     PushedPath pushed{std::move(parsed), {}};
     const auto& info = pushed.info;
     if (info.path.hash_part() != hash_part)

@@ -32,8 +32,9 @@ struct PushedPath {
 // Paths signed by this key are left to cache.nixos.org by default.
 inline constexpr std::string_view k_nixos_cache_key = "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
 
-// The largest narinfo accepted (a PUT or a push): room for ~100,000 references.
-inline constexpr size_t k_max_narinfo_size = 8 << 20;
+// The largest field of a push body: the narinfo (itself at most
+// nix::k_max_narinfo_size) or the narinfos of the references left upstream.
+inline constexpr size_t k_max_push_field = 8 << 20;
 
 // Run just before an upload is committed; a failure (the token was revoked
 // meanwhile, say) stops the commit.

@@ -4,6 +4,7 @@
 
 #include <fmt/core.h>
 
+#include "nix/nar_info.hpp"
 #include "util/strings.hpp"
 
 namespace larder::http {
@@ -112,7 +113,7 @@ Result<Prepared> Handler::prepare(const Request& request) {
             break;
         case RouteKind::narinfo:
             p.body = BodyKind::small;
-            p.body_limit = cache::k_max_narinfo_size;
+            p.body_limit = nix::k_max_narinfo_size;
             break;
         default:
             p.body = BodyKind::small;

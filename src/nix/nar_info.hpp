@@ -40,8 +40,17 @@ struct NarInfo {
                 std::string_view store_dir = k_default_store_dir) const;
 };
 
+// The largest narinfo parsed: room for ~15,000 references.
+inline constexpr size_t k_max_narinfo_size = 1 << 20;
+
 Result<NarInfo> parse_nar_info(std::string_view text,
                                std::string_view store_dir = k_default_store_dir);
+
+// The stricter rules for a narinfo a client uploads (security review L13):
+// at most 16 signatures, each "name:" and 64 bytes of base64; System a short
+// platform name; CA "fixed:..." or "text:..."; no control characters. What
+// parses leniently but breaks clients, or costs them work, is refused.
+Result<void> check_uploaded(const NarInfo& info);
 
 // nix-cache-info: "StoreDir", "WantMassQuery", "Priority".
 struct CacheInfo {

@@ -92,3 +92,24 @@ TEST(CacheInfo, RendersAndParses) {
     EXPECT_EQ(parsed->priority, 7);
     EXPECT_FALSE(parse_cache_info("Priority: high\n"));
 }
+
+// Security review L13: what parses leniently but would break or burden
+// clients is refused when a client uploads it.
+TEST(NarInfoUpload, StricterRulesForUploadedNarinfos) {
+    std::string base =
+        "StorePath: /nix/store/0c5ykcv9xf0v3y41ic79ndw8ngq5s0qb-hello\nURL: nar/x.nar\nCompression: none\n"
+        "NarHash: sha256:1w1fff338fvdw53sqgamddn1b2xgds473pv6y13gizdbqjv4i5p3\nNarSize: 120\nReferences: \n";
+    auto check = [&](const std::string& extra) {
+        auto info = larder::nix::parse_nar_info(base + extra);
+        EXPECT_TRUE(info) << extra;
+        return info ? larder::nix::check_uploaded(*info) : larder::Result<void>(larder::ok());
+    };
+    std::string sig = "c-1:" + std::string(86, 'A') + "==";
+    EXPECT_TRUE(check("Sig: " + sig + "\nSystem: x86_64-linux\nCA: fixed:r:sha256:abc\n"));
+    std::string many;
+    for (int i = 0; i < 17; ++i) many += "Sig: " + sig + "\n";
+    EXPECT_FALSE(check(many));
+    EXPECT_FALSE(check("Sig: c-1:short\n"));
+    EXPECT_FALSE(check("System: x86 64 linux\n"));
+    EXPECT_FALSE(check("CA: whatever\n"));
+}
