@@ -61,7 +61,7 @@ Result<void> run(const TokenOptions& o, std::string_view verb) {
         if (o.json_output) std::cout << t.dump(2) << "\n";
         else
             std::cout << fmt::format("token {} (id {}) created; this is the only time its secret is shown:\n{}\n",
-                                     t.value("name", ""), t.value("id", 0), t.value("secret", ""));
+                                     printable(t.value("name", ""), 64), t.value("id", 0), t.value("secret", ""));
         return ok();
     }
     if (verb == "list") {
@@ -75,8 +75,9 @@ Result<void> run(const TokenOptions& o, std::string_view verb) {
             std::string perms;
             for (auto p : {"pull", "push", "delete", "admin"})
                 if (s.value(p, false)) perms += std::string(perms.empty() ? "" : ",") + p;
-            std::cout << fmt::format("{:>4}  {:<20} caches={:<12} {:<22} {}\n", t.value("id", 0), t.value("name", ""),
-                                     s.value("caches", ""), perms,
+            // Names come from any admin: printed without escape sequences (L10).
+            std::cout << fmt::format("{:>4}  {:<20} caches={:<12} {:<22} {}\n", t.value("id", 0),
+                                     printable(t.value("name", ""), 64), printable(s.value("caches", ""), 64), perms,
                                      !t["revoked_at"].is_null() ? "revoked"
                                      : !t["expires_at"].is_null() ? fmt::format("expires_at={}", t["expires_at"].get<int64_t>())
                                                                   : "");

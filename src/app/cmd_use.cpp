@@ -140,6 +140,13 @@ Result<bool> apply(const fs::path& path, const std::string& before, const std::s
         return true;
     }
     std::error_code ec;
+    // NixOS links /etc/nix/nix.conf into the store: replacing the link would
+    // silently undo the system's configuration on the next rebuild (L14).
+    if (fs::is_symlink(path, ec))
+        return fail(ErrorCode::invalid_input,
+                    fmt::format("{} is a symlink (NixOS manages it): nothing was written; run `larder use --nixos` "
+                                "and put what it prints in configuration.nix",
+                                path.string()));
     if (after.empty()) {
         fs::remove(path, ec);
         return true;

@@ -484,6 +484,12 @@ Result<std::vector<std::string>> CacheService::missing_paths(const db::CacheRow&
 
 Result<void> CacheService::put_file(const db::CacheRow& cache, std::string_view kind, std::string_view name,
                                     std::string_view data, std::string_view content_encoding) {
+    // Sent back as it came, so only encodings clients understand (L12).
+    static constexpr std::string_view k_encodings[] = {"", "identity", "br", "gzip", "deflate", "zstd", "xz"};
+    if (std::find(std::begin(k_encodings), std::end(k_encodings), content_encoding) == std::end(k_encodings))
+        return fail(ErrorCode::invalid_input, fmt::format("Content-Encoding '{}' is not one of br, gzip, deflate, "
+                                                          "zstd, xz",
+                                                          printable(content_encoding, 40)));
     return m_db.put_file(cache.id, kind, name, data, content_encoding);
 }
 

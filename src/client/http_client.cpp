@@ -8,6 +8,8 @@
 
 #include <fmt/core.h>
 
+#include "util/strings.hpp"
+
 namespace larder::client {
 
 namespace {
@@ -149,7 +151,8 @@ Result<std::string> expect_success(Result<ApiResponse> response) {
     if (r.status >= 200 && r.status < 300) return std::move(r.body);
     auto message = r.body;
     while (!message.empty() && message.back() == '\n') message.pop_back();
-    return fail(code_for_status(r.status), fmt::format("server answered {}: {}", r.status, message));
+    // The server's text goes to a terminal: no escape sequences from it (L10).
+    return fail(code_for_status(r.status), fmt::format("server answered {}: {}", r.status, printable(message, 2000)));
 }
 
 Result<nlohmann::json> call_api(const ServerLogin& login, std::string_view method, std::string_view path,

@@ -123,6 +123,7 @@ public:
     asio::awaitable<bool> write(Response& r, bool head, unsigned version, bool keep_alive) {
         auto prepare = [&](auto& res, std::optional<uint64_t> length) {
             res.set(bhttp::field::server, "larder");
+            res.set("X-Content-Type-Options", "nosniff");
             res.set(bhttp::field::content_type, r.content_type);
             for (const auto& [k, v] : r.headers) res.set(k, v);
             res.keep_alive(keep_alive && !r.close);

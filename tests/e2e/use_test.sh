@@ -76,3 +76,11 @@ done
 kill "$stub_pid"
 grep -q "nothing was written" "$TMP/evil.out" || fail "message: $(cat "$TMP/evil.out")"
 pass "larder use refuses a URL with a newline and an unparsable key; nix.conf untouched"
+
+# L14: a nix.conf that is a symlink (NixOS) is not replaced.
+mv "$NIX_CONF_DIR/nix.conf" "$TMP/real-nix.conf"
+ln -s "$TMP/real-nix.conf" "$NIX_CONF_DIR/nix.conf"
+if "$LARDER" use main > "$TMP/link.out" 2>&1; then fail "larder use replaced a symlinked nix.conf"; fi
+[ -L "$NIX_CONF_DIR/nix.conf" ] || fail "the symlink was replaced"
+grep -q -- "--nixos" "$TMP/link.out" || fail "message: $(cat "$TMP/link.out")"
+pass "a symlinked nix.conf is left alone, pointing at --nixos"
