@@ -111,7 +111,8 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
         config.handler.max_small_body = static_cast<size_t>(body);
     }
     if (auto* timeouts = t["timeouts"].as_table()) {
-        TRY(check_keys(*path, *timeouts, "timeouts.", {"header", "body", "send", "shutdown"}));
+        TRY(check_keys(*path, *timeouts, "timeouts.", {"header", "body", "request", "send", "shutdown"}));
+        TRY(read_seconds(*path, *timeouts, "request", config.server.request_deadline));
         TRY(read_seconds(*path, *timeouts, "header", config.server.header_timeout));
         TRY(read_seconds(*path, *timeouts, "body", config.server.body_timeout));
         TRY(read_seconds(*path, *timeouts, "send", config.server.send_timeout));

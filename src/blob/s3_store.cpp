@@ -79,6 +79,10 @@ public:
         auto scheme_end = m_s.endpoint.find("://");
         m_scheme = m_s.endpoint.substr(0, scheme_end);
         auto host = m_s.endpoint.substr(scheme_end + 3);
+        // curl sends Host without a default port, so the signed host must
+        // not have one either (L8).
+        for (auto default_port : {m_scheme == "https" ? ":443" : ":80"})
+            if (host.ends_with(default_port)) host.resize(host.size() - std::string_view(default_port).size());
         m_host = m_s.virtual_hosted ? m_s.bucket + "." + host : host;
     }
 
@@ -404,6 +408,12 @@ Result<std::unique_ptr<BlobStore>> open_s3_store(std::string_view url, const std
     if (slash != std::string_view::npos) {
         s.prefix = std::string(location.substr(slash + 1));
         if (!s.prefix.empty() && s.prefix.back() != '/') s.prefix += '/';
+        // curl would rewrite "." and ".." segments after the request was signed (L8).
+        for (auto seg : split(s.prefix, '/'))
+            if (seg == "." || seg == "..")
+                return fail(ErrorCode::invalid_input, "the S3 prefix must not contain '.' or '..' segments");
+        if (s.prefix.find("//") != std::string::npos || s.prefix.front() == '/')
+            return fail(ErrorCode::invalid_input, "the S3 prefix must not contain empty segments");
     }
     if (s.bucket.empty()) return fail(ErrorCode::invalid_input, "storage URL s3://BUCKET?... lacks the bucket");
     if (qpos != std::string_view::npos) {

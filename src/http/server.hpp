@@ -18,7 +18,8 @@ struct ServerConfig {
     // the file descriptor limit (serve raises its soft limit to the hard one).
     unsigned max_connections = 1000;
     std::chrono::seconds header_timeout{30};  // to receive a request's headers
-    std::chrono::seconds body_timeout{60};    // between two pieces of a body
+    std::chrono::seconds body_timeout{60};    // without a byte of the body arriving
+    std::chrono::seconds request_deadline{24 * 3600};  // for a whole request body
     std::chrono::seconds send_timeout{300};   // to send one piece of a response
     std::chrono::seconds shutdown_grace{30};  // for requests in flight at SIGTERM
     bool log_requests = true;  // one line per request (without query strings)

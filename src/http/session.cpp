@@ -92,11 +92,16 @@ public:
                                             F&& consume) {
         std::vector<char> buf(k_piece);
         uint64_t total = 0;
+        // body_timeout is an idle timeout (reset whenever bytes arrive);
+        // request_deadline bounds the whole body, however it trickles (L3).
+        auto deadline = std::chrono::steady_clock::now() + m_config.request_deadline;
         while (!parser.is_done()) {
+            if (std::chrono::steady_clock::now() > deadline)
+                co_return fail(ErrorCode::request_timeout, "the request body took longer than the server allows");
             parser.get().body().data = buf.data();
             parser.get().body().size = buf.size();
             beast::get_lowest_layer(m_stream).expires_after(m_config.body_timeout);
-            auto [ec, n] = co_await bhttp::async_read(m_stream, m_buffer, parser, k_use_tuple);
+            auto [ec, n] = co_await bhttp::async_read_some(m_stream, m_buffer, parser, k_use_tuple);
             if (ec == bhttp::error::need_buffer) ec = {};
             if (ec == beast::error::timeout)
                 co_return fail(ErrorCode::request_timeout, "timed out waiting for the request body");

@@ -121,3 +121,32 @@ pass "peak RSS $((peak_kb / 1024)) MB; no 5xx but the cap's 503"
 blob=$(find "$TMP/data/blobs" -type f | head -1)
 [ -n "$blob" ] && [ "$(stat -c %a "$blob")" = 600 ] || fail "blob mode $(stat -c %a "$blob")"
 pass "data directory 0700, database and blobs 0600"
+
+# L3: the body timeout is an idle timeout, and a whole body has a deadline:
+# a client trickling a byte a second is cut off after timeouts.request.
+stop_server
+printf '[timeouts]\nbody = 2\nrequest = 4\n' > "$TMP/slow.toml"
+start_server "$TMP/data" --config "$TMP/slow.toml"
+result=$(python3 - 127.0.0.1 "$PORT" "$ADMIN_TOKEN" <<'PY'
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20)
+s.sendall(b"PUT /main/0c5ykcv9xf0v3y41ic79ndw8ngq5s0qb.narinfo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+          sys.argv[3].encode() + b"\r\nContent-Length: 100\r\n\r\n")
+start = time.time()
+try:
+    for _ in range(100):
+        s.sendall(b"x")
+        time.sleep(1)   # never idle for 2 s, but slow
+except OSError:
+    pass
+try:
+    answer = s.recv(4096)
+except OSError:
+    answer = b""
+print(answer.split(b"\r\n")[0].decode() or "closed", round(time.time() - start))
+PY
+)
+case "$result" in "HTTP/1.1 408"*) ;; *) fail "a trickling body: $result";; esac
+secs=${result##* }
+[ "$secs" -ge 3 ] && [ "$secs" -le 10 ] || fail "cut off after ${secs}s (deadline 4 s)"
+pass "a body trickling a byte a second is cut off at the request deadline: $result s"
