@@ -137,7 +137,13 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
         config.s3_credentials = std::move(c);
     }
     if (auto* chunks = t["chunks"].as_table()) {
-        TRY(check_keys(*path, *chunks, "chunks.", {"min_size", "avg_size", "max_size", "single_below", "zstd_level"}));
+        TRY(check_keys(*path, *chunks, "chunks.",
+                       {"min_size", "avg_size", "max_size", "single_below", "zstd_level", "dedup"}));
+        std::string dedup = config.cache.dedup_across_caches ? "global" : "cache";
+        TRY(read(*path, *chunks, "dedup", dedup));
+        if (dedup != "global" && dedup != "cache")
+            return bad(*path, "chunks.dedup must be \"global\" (share chunks across caches) or \"cache\"");
+        config.cache.dedup_across_caches = dedup == "global";
         auto& p = config.cache.chunk_params;
         int64_t min = static_cast<int64_t>(p.min_size), avg = static_cast<int64_t>(p.avg_size),
                 max = static_cast<int64_t>(p.max_size), single = static_cast<int64_t>(config.cache.single_chunk_below);

@@ -23,6 +23,10 @@ struct Config {
     chunk::Params chunk_params;
     size_t single_chunk_below = 256 << 10;
     int zstd_level = 3;
+    // Whether a chunk stored for one cache is reused for another. Sharing
+    // saves storage, but lets a pusher to any cache learn by timing whether
+    // content exists anywhere on the server (README, "Hostile input").
+    bool dedup_across_caches = true;
     // The largest chunk a NAR may be cut into (client frames included).
     size_t max_chunk_size() const { return std::max(chunk_params.max_size, single_chunk_below); }
     // The largest NAR accepted, counted decompressed (a compressed body

@@ -51,7 +51,7 @@ public:
                                                          m_prefix.fields()[1]));
             pushed.chunk_frames = m_chunk_frames;
             m_pushed = std::move(pushed);
-            TRY_ASSIGN(m_upload, m_service.begin_push(*m_pushed));
+            TRY_ASSIGN(m_upload, m_service.begin_push(m_cache, *m_pushed));
         }
         return data.empty() ? ok() : m_upload->write(data);
     }
@@ -78,7 +78,7 @@ private:
 
 Result<std::unique_ptr<Sink>> CacheService::receive_upload(const db::CacheRow& cache, std::string_view file,
                                                            CommitCheck check) {
-    TRY_ASSIGN(auto upload, begin_upload(file));
+    TRY_ASSIGN(auto upload, begin_upload(cache, file));
     return std::unique_ptr<Sink>(
         std::make_unique<NarFileReceiver>(*this, cache, std::string(file), std::move(upload), std::move(check)));
 }

@@ -286,7 +286,7 @@ private:
 
 }  // namespace
 
-Result<std::unique_ptr<NarUpload>> CacheService::begin_upload(std::string_view file) {
+Result<std::unique_ptr<NarUpload>> CacheService::begin_upload(const db::CacheRow& cache, std::string_view file) {
     TRY_ASSIGN(auto name, parse_upload_name(file));
     // Nix names every upload by the sha256 of its file; a name bound to the
     // bytes is what lets the NAR be served again under it (re-encoded).
@@ -295,7 +295,8 @@ Result<std::unique_ptr<NarUpload>> CacheService::begin_upload(std::string_view f
                     fmt::format("NAR uploads are named nar/<nix32 sha256 of the file>.nar[.zst|.xz|.bz2], as Nix "
                                 "names them; '{}' is not",
                                 printable(file)));
-    return std::make_unique<NarUpload>(m_config, m_db, m_blobs, name.compression, name.file_hash);
+    return std::make_unique<NarUpload>(m_config, m_db, m_blobs, name.compression, name.file_hash, false,
+                                       dedup_scope(cache));
 }
 
 Result<std::unique_ptr<Source>> CacheService::open_uploaded_nar(const db::CacheRow& cache, std::string_view file) {
@@ -459,11 +460,12 @@ Result<PushedPath> CacheService::check_push(const db::CacheRow& cache, std::stri
     return pushed;
 }
 
-Result<std::unique_ptr<NarUpload>> CacheService::begin_push(const PushedPath& pushed) {
+Result<std::unique_ptr<NarUpload>> CacheService::begin_push(const db::CacheRow& cache, const PushedPath& pushed) {
     TRY_ASSIGN(auto method, codec::parse_method(pushed.info.compression));
     if (pushed.chunk_frames && method != codec::Method::zstd)
         return fail(ErrorCode::invalid_input, "chunk frames must be zstd (Compression: zstd)");
-    return std::make_unique<NarUpload>(m_config, m_db, m_blobs, method, std::nullopt, pushed.chunk_frames);
+    return std::make_unique<NarUpload>(m_config, m_db, m_blobs, method, std::nullopt, pushed.chunk_frames,
+                                       dedup_scope(cache));
 }
 
 Result<void> CacheService::commit_push(const db::CacheRow& cache, const PushedPath& pushed, const NarUpload& upload) {

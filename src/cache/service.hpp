@@ -72,7 +72,7 @@ public:
     // it uploaded, with that name, for up to 30 days. Re-encoded on the fly
     // to that name's compression (bzip2 gets zstd, which Nix 2.8 detects).
     Result<std::unique_ptr<Source>> open_uploaded_nar(const db::CacheRow& cache, std::string_view file);
-    Result<std::unique_ptr<NarUpload>> begin_upload(std::string_view file);
+    Result<std::unique_ptr<NarUpload>> begin_upload(const db::CacheRow& cache, std::string_view file);
     // Records a finished upload under the name the client PUT it as.
     Result<void> record_upload(const db::CacheRow& cache, std::string_view file, const NarUpload& upload);
     // Upload bodies (receive.cpp): written to as they arrive; finish()
@@ -95,7 +95,7 @@ public:
     // only after that, with its references rechecked.
     Result<PushedPath> check_push(const db::CacheRow& cache, std::string_view hash_part, std::string_view narinfo,
                                   std::string_view upstream);
-    Result<std::unique_ptr<NarUpload>> begin_push(const PushedPath& pushed);
+    Result<std::unique_ptr<NarUpload>> begin_push(const db::CacheRow& cache, const PushedPath& pushed);
     // After upload.finish(): makes the pushed path visible.
     Result<void> commit_push(const db::CacheRow& cache, const PushedPath& pushed, const NarUpload& upload);
     // Removes a store path from the cache (its chunks stay until garbage
@@ -124,6 +124,9 @@ private:
                                const std::vector<std::string>& upstream);
 
     void forget_cache(std::string_view name);
+    std::optional<int64_t> dedup_scope(const db::CacheRow& cache) const {
+        return m_config.dedup_across_caches ? std::nullopt : std::optional<int64_t>(cache.id);
+    }
 
     Config m_config;
     db::MetadataStore& m_db;

@@ -45,9 +45,10 @@ private:
 };
 
 NarUpload::NarUpload(const Config& config, db::MetadataStore& db, blob::BlobStore& blobs,
-                     codec::Method received, std::optional<crypto::Hash> expected_file_hash, bool chunk_frames)
+                     codec::Method received, std::optional<crypto::Hash> expected_file_hash, bool chunk_frames,
+                     std::optional<int64_t> dedup_within)
     : m_config(config), m_db(db), m_blobs(blobs), m_expected_file_hash(expected_file_hash),
-      m_chunk_frames(chunk_frames), m_compressor(config.zstd_level) {
+      m_chunk_frames(chunk_frames), m_dedup_within(dedup_within), m_compressor(config.zstd_level) {
     m_nar_sink = std::make_unique<NarSink>(*this, !chunk_frames);
     if (!chunk_frames) {
         m_decompressor = codec::make_decompressor(received, *m_nar_sink);
@@ -81,7 +82,7 @@ Result<void> NarUpload::store_chunk(std::string_view data, std::optional<std::st
     }
     bool server_made = !frame;
     if (server_made) {
-        TRY_ASSIGN(auto existing, m_db.find_server_chunk(content_hash));
+        TRY_ASSIGN(auto existing, m_db.find_server_chunk(content_hash, m_dedup_within));
         if (existing) {
             // Served bytes are the stored ones, so the file hash reads them back.
             auto got = m_blobs.get(existing->hash, m_file_hash);
@@ -97,7 +98,7 @@ Result<void> NarUpload::store_chunk(std::string_view data, std::optional<std::st
     }
     auto key = crypto::to_base16(crypto::sha256(*frame));
     if (!server_made) {
-        TRY_ASSIGN(auto identical, m_db.find_chunk_by_key(key));
+        TRY_ASSIGN(auto identical, m_db.find_chunk_by_key(key, m_dedup_within));
         if (identical && identical->size == data.size()) {
             TRY(m_file_hash.write(*frame));
             m_chunks.push_back(*identical);

@@ -27,8 +27,11 @@ public:
     // compressed file), is checked against what arrives.
     // `chunk_frames`: the body is zstd frames, each one chunk (larder push);
     // they are verified and stored as they are, without recompression.
+    // `dedup_within`: reuse only chunks that paths of this cache use
+    // (nullopt: chunks of any cache).
     NarUpload(const Config& config, db::MetadataStore& db, blob::BlobStore& blobs,
-              codec::Method received, std::optional<crypto::Hash> expected_file_hash, bool chunk_frames = false);
+              codec::Method received, std::optional<crypto::Hash> expected_file_hash, bool chunk_frames = false,
+              std::optional<int64_t> dedup_within = std::nullopt);
     ~NarUpload() override;
 
     Result<void> write(std::string_view data) override;
@@ -54,6 +57,7 @@ private:
     std::vector<db::ChunkRow> m_chunks;
     std::unordered_map<std::string, size_t> m_new_chunks;  // hash -> index in m_chunks
     bool m_chunk_frames;
+    std::optional<int64_t> m_dedup_within;
     codec::FrameCompressor m_compressor;
     std::string m_frame;
     db::NarRow m_nar;

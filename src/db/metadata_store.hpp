@@ -95,10 +95,13 @@ public:
     virtual Result<void> add_cache_key(const KeyRow& key) = 0;
 
     // Chunks and NARs.
-    // A representation of this content that the server compressed itself.
-    virtual Result<std::optional<ChunkRow>> find_server_chunk(std::string_view content_hash) = 0;
+    // A representation of this content that the server compressed itself;
+    // with `within_cache`, only one that a path of that cache uses.
+    virtual Result<std::optional<ChunkRow>> find_server_chunk(std::string_view content_hash,
+                                                              std::optional<int64_t> within_cache) = 0;
     // The representation stored under this blob key (byte-identical bytes).
-    virtual Result<std::optional<ChunkRow>> find_chunk_by_key(std::string_view blob_key) = 0;
+    virtual Result<std::optional<ChunkRow>> find_chunk_by_key(std::string_view blob_key,
+                                                              std::optional<int64_t> within_cache) = 0;
     virtual Result<ChunkRow> insert_chunk(const ChunkRow& chunk) = 0;  // idempotent on the blob key
     // Inserts the NAR with its chunk list, or returns the existing one with
     // the same NarHash and FileHash (the same served bytes); a NAR may have

@@ -167,14 +167,26 @@ public:
 
     // --- chunks and NARs --------------------------------------------------
 #define LARDER_CHUNK_COLUMNS "id, hash, size, stored_size, compression, content_hash, server_made"
-    Result<std::optional<ChunkRow>> find_server_chunk(std::string_view content_hash) override {
-        return find_chunk_where("SELECT " LARDER_CHUNK_COLUMNS
-                                " FROM chunks WHERE content_hash = ? AND server_made = 1 ORDER BY id LIMIT 1",
-                                content_hash);
+// The chunk (aliased c) is part of a NAR that a path of the cache (?) uses.
+#define LARDER_USED_BY_CACHE \
+    "EXISTS (SELECT 1 FROM nar_chunks nc JOIN objects o ON o.nar_id = nc.nar_id WHERE nc.chunk_id = c.id AND o.cache_id = ?)"
+    Result<std::optional<ChunkRow>> find_server_chunk(std::string_view content_hash,
+                                                      std::optional<int64_t> within_cache) override {
+        if (!within_cache)
+            return find_chunk_where("SELECT " LARDER_CHUNK_COLUMNS
+                                    " FROM chunks WHERE content_hash = ? AND server_made = 1 ORDER BY id LIMIT 1",
+                                    content_hash, std::nullopt);
+        return find_chunk_where("SELECT " LARDER_CHUNK_COLUMNS " FROM chunks c WHERE content_hash = ? AND server_made = 1"
+                                " AND " LARDER_USED_BY_CACHE " ORDER BY id LIMIT 1",
+                                content_hash, within_cache);
     }
 
-    Result<std::optional<ChunkRow>> find_chunk_by_key(std::string_view blob_key) override {
-        return find_chunk_where("SELECT " LARDER_CHUNK_COLUMNS " FROM chunks WHERE hash = ?", blob_key);
+    Result<std::optional<ChunkRow>> find_chunk_by_key(std::string_view blob_key,
+                                                      std::optional<int64_t> within_cache) override {
+        if (!within_cache)
+            return find_chunk_where("SELECT " LARDER_CHUNK_COLUMNS " FROM chunks WHERE hash = ?", blob_key, std::nullopt);
+        return find_chunk_where("SELECT " LARDER_CHUNK_COLUMNS " FROM chunks c WHERE hash = ? AND " LARDER_USED_BY_CACHE,
+                                blob_key, within_cache);
     }
 
     Result<ChunkRow> insert_chunk(const ChunkRow& c) override {
@@ -537,10 +549,12 @@ private:
                         static_cast<uint64_t>(q.i64(c + 3)), q.text(c + 4), q.text(c + 5), q.i64(c + 6) != 0};
     }
 
-    Result<std::optional<ChunkRow>> find_chunk_where(const char* sql, std::string_view value) {
+    Result<std::optional<ChunkRow>> find_chunk_where(const char* sql, std::string_view value,
+                                                     std::optional<int64_t> cache_id) {
         return with_connection([&](Connection& conn) -> Result<std::optional<ChunkRow>> {
             auto q = conn.query(sql);
             q.bind(value);
+            if (cache_id) q.bind(*cache_id);
             TRY_ASSIGN(bool row, q.step());
             if (!row) return std::optional<ChunkRow>();
             return std::optional<ChunkRow>(chunk_row(q, 0));

@@ -120,8 +120,8 @@ TEST_P(MetadataStoreTest, ChunksAndNarsAreSharedAndIdempotent) {
     ASSERT_TRUE(c1 && again);
     EXPECT_EQ(c1->id, again->id);
     EXPECT_EQ(*m_store->count_chunks(), 1);
-    EXPECT_FALSE(*m_store->find_chunk_by_key("other"));
-    EXPECT_EQ((*m_store->find_chunk_by_key("c1hash"))->stored_size, 20u);
+    EXPECT_FALSE(*m_store->find_chunk_by_key("other", std::nullopt));
+    EXPECT_EQ((*m_store->find_chunk_by_key("c1hash", std::nullopt))->stored_size, 20u);
 
     auto n = make_nar("1", {"c1hash", "c2hash", "c1hash"});
     auto same = make_nar("1", {"c1hash"});
@@ -138,6 +138,12 @@ TEST_P(MetadataStoreTest, ChunksAndNarsAreSharedAndIdempotent) {
     make_object(a, n, "hash1");
     EXPECT_TRUE(*m_store->find_cache_nar(a.id, "sha256:file1"));
     EXPECT_FALSE(*m_store->find_cache_nar(b.id, "sha256:file1"));
+    // Deduplication scoped to a cache finds only chunks its paths use.
+    EXPECT_TRUE(*m_store->find_server_chunk("c1content", std::nullopt));
+    EXPECT_TRUE(*m_store->find_server_chunk("c1content", a.id));
+    EXPECT_FALSE(*m_store->find_server_chunk("c1content", b.id));
+    EXPECT_TRUE(*m_store->find_chunk_by_key("c1hash", a.id));
+    EXPECT_FALSE(*m_store->find_chunk_by_key("c1hash", b.id));
 
     ASSERT_TRUE(m_store->record_upload(a.id, "nar/x.nar.zst", n.id));
     EXPECT_EQ(**m_store->find_upload(a.id, "nar/x.nar.zst"), n.id);
