@@ -1,4 +1,7 @@
-// larder login NAME URL TOKEN
+// larder login NAME URL [TOKEN | -]
+#include <iostream>
+#include <string>
+
 #include <fmt/core.h>
 
 #include "app/commands.hpp"
@@ -14,9 +17,15 @@ void add_login_command(CLI::App& app) {
     auto* cmd = app.add_subcommand("login", "Save a server URL and token (~/.config/larder/config.toml, 0600)");
     cmd->add_option("name", o->name, "A name for this server")->required();
     cmd->add_option("url", o->url, "Server URL, e.g. https://cache.example.org")->required();
-    cmd->add_option("token", o->token, "Token")->required();
+    cmd->add_option("token", o->token,
+                    "Token; '-' or none: read from standard input (keeps it out of ps and shell history)");
     cmd->callback([o] {
-        auto r = client::save_login(o->name, o->url, o->token);
+        if (o->token.empty() || o->token == "-") {
+            std::getline(std::cin, o->token);
+            while (!o->token.empty() && (o->token.back() == '\r' || o->token.back() == ' ')) o->token.pop_back();
+        }
+        auto r = o->token.empty() ? Result<void>(fail(ErrorCode::invalid_input, "no token given (argument or stdin)"))
+                                  : client::save_login(o->name, o->url, o->token);
         if (r) fmt::print("saved login '{}' for {} in {}\n", o->name, o->url, client::config_path().string());
         report(r);
     });

@@ -76,7 +76,7 @@ void print_instructions(const std::string& url, const ServeConfig& config, cache
     out += fmt::format(
         "\nThe admin token is in {} (mode 0600).\n"
         "Point this machine's Nix at the cache:\n"
-        "  larder login local {} \"$(cat {})\" && larder use {}\n"
+        "  larder login local {} < {} && larder use {}\n"
         "Push with plain Nix (the token as the netrc password, in a file only you can read):\n"
         "  (umask 077; printf 'machine {} password %s\\n' \"$(cat {})\" > ~/.larder-netrc)\n"
         "  nix copy --option netrc-file ~/.larder-netrc --to '{}/{}?compression=zstd' ./result\n\n",

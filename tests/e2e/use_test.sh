@@ -84,3 +84,9 @@ if "$LARDER" use main > "$TMP/link.out" 2>&1; then fail "larder use replaced a s
 [ -L "$NIX_CONF_DIR/nix.conf" ] || fail "the symlink was replaced"
 grep -q -- "--nixos" "$TMP/link.out" || fail "message: $(cat "$TMP/link.out")"
 pass "a symlinked nix.conf is left alone, pointing at --nixos"
+
+# L11: the token can come on standard input, out of ps and shell history.
+printf '%s\n' "$pull" | "$LARDER" login from-stdin "$URL" > /dev/null
+grep -qF "$pull" "$HOME/.config/larder/config.toml" || fail "login from stdin did not save the token"
+[ "$(stat -c %a "$HOME/.config/larder/config.toml")" = 600 ] || fail "login file mode"
+pass "larder login reads the token from stdin"
