@@ -1,4 +1,6 @@
 // larder login NAME URL [TOKEN | -]
+#include <unistd.h>
+
 #include <iostream>
 #include <string>
 
@@ -21,6 +23,7 @@ void add_login_command(CLI::App& app) {
                     "Token; '-' or none: read from standard input (keeps it out of ps and shell history)");
     cmd->callback([o] {
         if (o->token.empty() || o->token == "-") {
+            if (::isatty(0)) std::cerr << fmt::format("token for {}: ", o->url) << std::flush;
             std::getline(std::cin, o->token);
             while (!o->token.empty() && (o->token.back() == '\r' || o->token.back() == ' ')) o->token.pop_back();
         }
