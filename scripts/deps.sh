@@ -7,7 +7,7 @@ packages=(
   libssl-dev libzstd-dev liblzma-dev libbz2-dev libboost1.81-dev libcurl4-openssl-dev
   libsqlite3-dev libpq-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
-  nix-bin openssl ca-certificates bc jq curl sqlite3 zstd iproute2 python3
+  nix-bin openssl ca-certificates bc jq curl sqlite3 zstd xz-utils iproute2 python3
   radosgw ceph-mon ceph-osd ceph-common postgresql
 )
 # --bench adds the baselines the benchmarks compare against.

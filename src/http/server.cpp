@@ -165,6 +165,8 @@ Result<void> run_server(const ServerConfig& config, Handler& handler,
     TRY_ASSIGN(auto tls, make_tls(config));
     unsigned threads = config.threads ? config.threads : std::max(1u, std::thread::hardware_concurrency());
     ServerState state;  // outlives the contexts, whose coroutine frames refer to it
+    asio::thread_pool workers(2);  // re-encoding, off the I/O threads
+    state.workers = &workers;
     std::vector<std::unique_ptr<asio::io_context>> contexts;
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
     for (unsigned i = 0; i < threads; ++i) {
@@ -211,6 +213,7 @@ Result<void> run_server(const ServerConfig& config, Handler& handler,
     for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&, i] { contexts[i]->run(); });
     ioc.run();
     for (auto& t : pool) t.join();
+    workers.join();  // before the contexts (and the frames its jobs use) go
     return ok();
 }
 

@@ -1,6 +1,7 @@
 #include "http/session.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
@@ -159,7 +160,9 @@ public:
         std::vector<char> buf(k_piece);
         uint64_t left = length.value_or(UINT64_MAX);
         while (left > 0) {
-            auto n = r.stream->read(buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), left)));
+            auto want = static_cast<size_t>(std::min<uint64_t>(buf.size(), left));
+            auto n = r.stream_is_heavy ? co_await read_on_workers(*r.stream, buf.data(), want)
+                                       : r.stream->read(buf.data(), want);
             if (!n || (*n == 0 && length)) {
                 spdlog::error("reading a NAR for {} failed: {}", m_remote, n ? "ended early" : n.error().message);
                 co_return false;  // the client sees a short body and retries with Range
@@ -177,6 +180,7 @@ public:
     }
 
     asio::awaitable<void> run(ServerState& state) {
+        m_state = &state;
         for (uint64_t n = 1;; ++n) {
             bhttp::request_parser<bhttp::buffer_body> parser;
             parser.header_limit(k_header_limit);
@@ -233,6 +237,20 @@ public:
     void set_id(uint64_t id) { m_id = id; }
 
 private:
+    // One read on the worker pool; the coroutine resumes on its own I/O thread.
+    asio::awaitable<Result<size_t>> read_on_workers(Source& stream, char* buf, size_t len) {
+        if (!m_state || !m_state->workers) co_return stream.read(buf, len);
+        std::optional<Result<size_t>> result;
+        co_await asio::co_spawn(
+            m_state->workers->get_executor(),
+            [&]() -> asio::awaitable<void> {
+                result.emplace(stream.read(buf, len));
+                co_return;
+            },
+            asio::use_awaitable);
+        co_return std::move(*result);
+    }
+
     asio::awaitable<Response> respond(bhttp::request_parser<bhttp::buffer_body>& parser, Request& request,
                                       bool& body_read) {
         auto& msg = parser.get();
@@ -272,6 +290,7 @@ private:
     const ServerConfig& m_config;
     beast::flat_buffer m_buffer{k_buffer_limit};
     uint64_t m_id = 0;
+    ServerState* m_state = nullptr;
 };
 
 }  // namespace

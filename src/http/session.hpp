@@ -5,6 +5,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "http/server.hpp"
@@ -16,6 +17,7 @@ namespace asio = boost::asio;
 inline constexpr auto k_use_tuple = asio::as_tuple(asio::use_awaitable);
 
 struct ServerState {
+    boost::asio::thread_pool* workers = nullptr;  // for CPU-heavy work off the I/O threads
     std::atomic<int> in_flight{0};
     std::atomic<int> open_connections{0};
     std::atomic<uint64_t> connections_served{0};  // also numbers them, for request ids

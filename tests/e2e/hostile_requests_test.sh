@@ -66,6 +66,24 @@ expect_status 409 "replacing an existing path" -X PUT --data-binary @"$TMP/repla
 body_has "already has"
 pass "re-pushing an existing path with other contents: 409"
 
+# H6: a NAR fetched under the name it was uploaded as is re-encoded on the
+# server's worker threads, in bounded pieces: a 64 MiB file of zeros (a few
+# KB stored) comes back whole as .nar and as .nar.xz.
+mkdir -p "$TMP/zeros"; head -c $((64 << 20)) /dev/zero > "$TMP/zeros/z"
+zeros=$(nix-store --add "$TMP/zeros")
+nix-store --dump "$zeros" > "$TMP/zeros.nar"
+xz -1 -T1 -c "$TMP/zeros.nar" > "$TMP/zeros.nar.xz"
+plain=$(nix-hash --type sha256 --flat --base32 "$TMP/zeros.nar")
+packed=$(nix-hash --type sha256 --flat --base32 "$TMP/zeros.nar.xz")
+expect_status 200 "upload zeros" -X PUT --data-binary @"$TMP/zeros.nar.xz" "$URL/main/nar/$packed.nar.xz"
+printf 'StorePath: %s\nURL: nar/%s.nar.xz\nCompression: xz\nNarHash: sha256:%s\nNarSize: %s\nReferences: \n' \
+    "$zeros" "$packed" "$plain" "$(stat -c %s "$TMP/zeros.nar")" > "$TMP/zeros.narinfo"
+expect_status 200 "narinfo of zeros" -X PUT --data-binary @"$TMP/zeros.narinfo" "$URL/main/$(basename "$zeros" | cut -c1-32).narinfo"
+curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/main/nar/$packed.nar.xz" | xz -d | cmp -s - "$TMP/zeros.nar" \
+    || fail "the .nar.xz alias does not decode to the NAR"
+pass "a 64 MiB NAR of zeros served again under its uploaded .nar.xz name, re-encoded off the I/O threads"
+nix-store --delete "$zeros" > /dev/null 2>&1 || true
+
 # M2: a push token revoked while its upload is under way cannot commit.
 push_token=$("$LARDER" token create slow --cache main --push --pull --json | json_field secret)
 push_id=$("$LARDER" token list --json | jq -r '.[] | select(.name == "slow") | .id')
