@@ -3,7 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <limits>
 #include <set>
+#include <type_traits>
 
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
@@ -33,9 +35,19 @@ template <class T>
 Result<void> read(const std::string& path, const toml::table& t, std::string_view key, T& out) {
     auto node = t[key];
     if (!node) return ok();
-    auto v = node.value<T>();
-    if (!v) return bad(path, fmt::format("'{}' has the wrong type", key));
-    out = *v;
+    // Exact types only: toml++'s converting value<T>() turns 65e65 into an
+    // integer with undefined behaviour (found by fuzz_config).
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+        auto v = node.template value_exact<int64_t>();
+        if (!v) return bad(path, fmt::format("'{}' must be an integer", key));
+        if (*v < std::numeric_limits<T>::min() || (*v > 0 && static_cast<uint64_t>(*v) > std::numeric_limits<T>::max()))
+            return bad(path, fmt::format("'{}' is out of range", key));
+        out = static_cast<T>(*v);
+    } else {
+        auto v = node.template value_exact<T>();
+        if (!v) return bad(path, fmt::format("'{}' has the wrong type", key));
+        out = *v;
+    }
     return ok();
 }
 
