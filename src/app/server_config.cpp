@@ -180,12 +180,24 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
             CacheDeclaration d;
             TRY(read(*path, *c, "name", d.name));
             if (d.name.empty()) return bad(*path, "every [[caches]] entry needs a name");
-            if (auto v = (*c)["public"].value<bool>()) d.settings.is_public = *v;
-            if (auto v = (*c)["priority"].value<int64_t>()) d.settings.priority = static_cast<int>(*v);
+            if ((*c)["public"]) {
+                bool is_public = false;
+                TRY(read(*path, *c, "public", is_public));
+                d.settings.is_public = is_public;
+            }
+            if ((*c)["priority"]) {
+                int64_t priority = 0;
+                TRY(read(*path, *c, "priority", priority));
+                if (priority < 0 || priority > 10000) return bad(*path, "caches.priority must be from 0 to 10000");
+                d.settings.priority = static_cast<int>(priority);
+            }
             if (auto* keys = (*c)["upstream_keys"].as_array()) {
                 std::vector<std::string> names;
-                for (auto& k : *keys)
-                    if (auto s = k.value<std::string>()) names.push_back(*s);
+                for (auto& k : *keys) {
+                    auto name = k.value_exact<std::string>();
+                    if (!name) return bad(*path, "caches.upstream_keys must be strings");
+                    names.push_back(*name);
+                }
                 d.settings.upstream_keys = names;
             }
             config.caches.push_back(std::move(d));
