@@ -166,3 +166,33 @@ TEST_F(UploadTest, ReferencesMatchByFullNameAndFirstWriterWins) {
     EXPECT_EQ(replaced.status, 409u);
     EXPECT_TRUE(same(decompress(served_nar("main", a)), nar_a));
 }
+
+// Review M4: the NAR size limit counts decompressed bytes, and a pushed
+// narinfo over it is refused before its NAR is read.
+TEST_F(UploadTest, NarSizeLimitCountsDecompressedBytes) {
+    cache::Config small;
+    small.max_nar_size = 1 << 20;
+    cache::CacheService limited(small, *db_faults, *blob_faults);
+    auto main = limited.cache("main");
+    ASSERT_TRUE(main);
+    // 8 MiB of zeros: a few KB of zstd, far over the limit once decompressed.
+    auto nar = make_nar(std::string(8 << 20, '\0'));
+    StringSink zstd;
+    auto c = codec::make_compressor(codec::Method::zstd, zstd);
+    ASSERT_TRUE((*c)->write(nar) && (*c)->finish());
+    ASSERT_LT(zstd.data().size(), size_t{64} << 10);
+    auto name = crypto::Hash{crypto::sha256(zstd.data())}.to_nix32() + ".nar.zst";
+    auto upload = limited.receive_upload(*main, name, nullptr);
+    ASSERT_TRUE(upload);
+    auto written = (*upload)->write(zstd.data());
+    if (written) written = (*upload)->finish();
+    ASSERT_FALSE(written);
+    EXPECT_EQ(written.error().code, ErrorCode::too_large) << written.error().message;
+
+    auto path = store_path("big");
+    auto push = limited.receive_push(*main, hash_part(path), false, nullptr);
+    ASSERT_TRUE(push);
+    auto refused = (*push)->write(length_prefixed(narinfo(path, nar, "zstd")) + length_prefixed(""));
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, ErrorCode::too_large) << refused.error().message;
+}
