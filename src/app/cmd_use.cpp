@@ -28,19 +28,13 @@ namespace {
 // an http(s) URL of plain URL characters, and a key Nix can parse.
 Result<void> check_cache_description(std::string_view url, std::string_view key) {
     bool url_ok = (url.starts_with("https://") || url.starts_with("http://")) && url.size() < 2048 &&
-                  std::all_of(url.begin(), url.end(), [](char c) {
-                      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                             std::string_view("-._~:/?#[]@!&'()*+,;=%").find(c) != std::string_view::npos;
-                  });
+                  is_alnum_or(url, k_url_characters);
     if (!url_ok)
         return fail(ErrorCode::corrupt, fmt::format("the server gave a cache URL that is not a plain http(s) URL "
                                                     "('{}'); nothing was written",
                                                     printable(url, 100)));
     auto parsed = crypto::parse_public_key(key);
-    bool key_ok = parsed && std::all_of(key.begin(), key.end(), [](char c) {
-                      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                             std::string_view("-._:+/=").find(c) != std::string_view::npos;
-                  });
+    bool key_ok = parsed && is_alnum_or(key, "-._:+/=");
     if (!key_ok)
         return fail(ErrorCode::corrupt, fmt::format("the server gave a public key Nix cannot use ('{}'); nothing "
                                                     "was written",

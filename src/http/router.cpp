@@ -27,12 +27,7 @@ int hex(char c) {
 
 // Store path names may contain + ? = (PROTOCOL.md §1.1), and realisation ids
 // contain ':' and '!'.
-bool is_safe_segment(std::string_view s) {
-    return std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-               std::string_view("+-._?=:!~@").find(c) != std::string_view::npos;
-    });
-}
+bool is_safe_segment(std::string_view s) { return is_alnum_or(s, "+-._?=:!~@"); }
 
 }  // namespace
 

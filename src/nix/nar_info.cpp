@@ -149,26 +149,20 @@ Result<NarInfo> parse_nar_info(std::string_view text, std::string_view store_dir
 }
 
 Result<void> check_uploaded(const NarInfo& info) {
-    auto plain = [](std::string_view s, std::string_view extra) {
-        return std::all_of(s.begin(), s.end(), [&](char c) {
-            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                   extra.find(c) != std::string_view::npos;
-        });
-    };
     if (info.sigs.size() > 16) return corrupt(fmt::format("{} Sig lines; at most 16 are accepted", info.sigs.size()));
     for (const auto& sig : info.sigs) {
         auto colon = sig.find(':');
         auto name = std::string_view(sig).substr(0, colon);
         auto bytes = colon == std::string::npos ? std::nullopt : crypto::from_base64(sig.substr(colon + 1));
-        if (name.empty() || name.size() > 128 || !plain(name, "-._+") || !bytes || bytes->size() != 64)
+        if (name.empty() || name.size() > 128 || !is_alnum_or(name, "-._+") || !bytes || bytes->size() != 64)
             return corrupt(fmt::format("Sig '{}' is not NAME:base64 of an ed25519 signature", printable(sig, 80)));
     }
-    if (info.system.size() > 64 || !plain(info.system, "-_.+"))
+    if (info.system.size() > 64 || !is_alnum_or(info.system, "-_.+"))
         return corrupt(fmt::format("System '{}' is not a platform name", printable(info.system, 80)));
     if (!info.ca.empty() && (!(info.ca.starts_with("fixed:") || info.ca.starts_with("text:")) ||
-                             info.ca.size() > 256 || !plain(info.ca, ":-_+/=")))
+                             info.ca.size() > 256 || !is_alnum_or(info.ca, ":-_+/=")))
         return corrupt(fmt::format("CA '{}' is not fixed:... or text:...", printable(info.ca, 80)));
-    if (info.url.size() > 1024 || !plain(info.url, "-._~:/?#[]@!&'()*+,;=%"))
+    if (info.url.size() > 1024 || !is_alnum_or(info.url, k_url_characters))
         return corrupt(fmt::format("URL '{}' is not a plain relative URL", printable(info.url, 80)));
     return ok();
 }

@@ -24,6 +24,12 @@ std::optional<uint64_t> parse_u64(std::string_view s);
 // another scheme is an error naming `kind` ("storage", "database").
 Result<std::string_view> strip_scheme(std::string_view url, std::string_view scheme, std::string_view kind);
 
+// True if every character of `s` is an ASCII letter, a digit, or one of `extra`.
+bool is_alnum_or(std::string_view s, std::string_view extra);
+// The characters a plain URL may hold besides letters and digits (RFC 3986
+// unreserved, reserved, and '%').
+inline constexpr std::string_view k_url_characters = "-._~:/?#[]@!&'()*+,;=%";
+
 // Makes untrusted text safe to quote in an error message: non-printable bytes
 // become \xNN, and long text is cut.
 std::string printable(std::string_view s, size_t max_len = 80);

@@ -40,12 +40,28 @@ TEST(Access, ScopesGrant) {
     EXPECT_TRUE(round->push);
 }
 
-TEST(Access, TokensAreStoredHashedAndChecked) {
-    auto dir = std::filesystem::temp_directory_path() / ("larder-access-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
-    auto db = db::open_metadata_store((dir / "db.sqlite").string());
-    ASSERT_TRUE(db) << db.error().message;
-    Access access(**db);
+// Access over a SQLite database in a directory of the test's own.
+class AccessStore : public ::testing::Test {
+protected:
+    void SetUp() override {
+        m_dir = std::filesystem::temp_directory_path() /
+                ("larder-access-" + std::to_string(::getpid()) + "-" +
+                 ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        std::filesystem::create_directories(m_dir);
+        auto db = db::open_metadata_store((m_dir / "db.sqlite").string());
+        ASSERT_TRUE(db) << db.error().message;
+        m_db = std::move(*db);
+        m_access = std::make_unique<Access>(*m_db);
+    }
+    void TearDown() override { std::filesystem::remove_all(m_dir); }
+
+    std::filesystem::path m_dir;
+    std::unique_ptr<db::MetadataStore> m_db;
+    std::unique_ptr<Access> m_access;
+};
+
+TEST_F(AccessStore, TokensAreStoredHashedAndChecked) {
+    auto& access = *m_access;
     Scope scope;
     scope.pull = true;
     auto token = access.create_token("ci", scope, 1000);
@@ -68,17 +84,12 @@ TEST(Access, TokensAreStoredHashedAndChecked) {
     EXPECT_EQ(access.authenticate("Bearer " + token->secret, 0).error().message, "token has been revoked");
     EXPECT_TRUE(access.authenticate("", 0));  // anonymous
     EXPECT_FALSE(access.authenticate("Digest abc", 0));
-    std::filesystem::remove_all(dir);
 }
 
 // Review M8: a token minted by an admin token never outlives it, is revoked
 // with it, and a scoped admin manages exactly the tokens within its pattern.
-TEST(Access, MintedTokensNeverOutliveOrOutrankTheirAdmin) {
-    auto dir = std::filesystem::temp_directory_path() / ("larder-access-m8-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
-    auto db = db::open_metadata_store((dir / "db.sqlite").string());
-    ASSERT_TRUE(db) << db.error().message;
-    Access access(**db);
+TEST_F(AccessStore, MintedTokensNeverOutliveOrOutrankTheirAdmin) {
+    auto& access = *m_access;
     Scope root;
     root.admin = true;
     Scope team;
@@ -114,5 +125,4 @@ TEST(Access, MintedTokensNeverOutliveOrOutrankTheirAdmin) {
         EXPECT_EQ(r.error().message, "token has been revoked");
     }
     EXPECT_TRUE(access.authenticate("Bearer " + other->secret, 0));
-    std::filesystem::remove_all(dir);
 }
