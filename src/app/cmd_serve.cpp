@@ -102,7 +102,7 @@ Result<void> serve(const ServeOptions& o) {
     if (config.storage.empty()) config.storage = "file://" + (config.data_dir / "blobs").string();
 
     TRY_ASSIGN(auto db, db::open_metadata_store(config.database));
-    TRY_ASSIGN(auto blobs, blob::open_blob_store(config.storage, config.s3_credentials));
+    TRY_ASSIGN(auto blobs, blob::open_blob_store(config.storage, config.storage_options));
     cache::CacheService service(config.cache, *db, *blobs);
     cache::Access access(*db);
     TRY(bootstrap(config, service, access));
@@ -122,7 +122,11 @@ void add_serve_command(CLI::App& app) {
     cmd->add_option("--config", opts->config, "TOML configuration file");
     cmd->add_option("--listen", opts->listen, "Address to listen on (default 127.0.0.1:8080)");
     cmd->add_option("--data", opts->data, "Data directory (default ./larder-data)");
-    cmd->callback([opts] { report(serve(*opts)); });
+    cmd->callback([opts] {
+        auto result = serve(*opts);
+        stop_logging();  // flushes what the logging thread still holds
+        report(result);
+    });
 }
 
 }  // namespace larder::app

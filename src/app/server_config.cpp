@@ -92,7 +92,7 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
         return bad(*path, fmt::format("{} (line {})", e.description(), e.source().begin.line));
     }
     TRY(check_keys(*path, t, "", {"listen", "data_dir", "database", "storage", "public_url", "key_prefix",
-                                  "threads", "log_level", "log_requests", "limits", "timeouts", "tls", "caches", "chunks",
+                                  "threads", "workers", "log_level", "log_requests", "limits", "timeouts", "tls", "caches", "chunks",
                                   "s3"}));
     std::string data_dir = config.data_dir.string();
     TRY(read(*path, t, "listen", config.server.listen));
@@ -107,6 +107,10 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
     int64_t threads = 0;
     TRY(read(*path, t, "threads", threads));
     config.server.threads = static_cast<unsigned>(std::max<int64_t>(threads, 0));
+    int64_t workers = config.server.workers;
+    TRY(read(*path, t, "workers", workers));
+    if (workers < 1 || workers > 1024) return bad(*path, "workers must be 1-1024");
+    config.server.workers = static_cast<unsigned>(workers);
     if (auto* limits = t["limits"].as_table()) {
         TRY(check_keys(*path, *limits, "limits.", {"max_nar_size", "max_body", "max_connections"}));
         int64_t connections = config.server.max_connections;
@@ -136,17 +140,32 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
         TRY(read(*path, *tls, "key", config.server.tls_key));
     }
     if (auto* s3 = t["s3"].as_table()) {
-        TRY(check_keys(*path, *s3, "s3.", {"access_key_id", "secret_access_key", "session_token"}));
-        blob::Credentials c;
-        TRY(read(*path, *s3, "access_key_id", c.access_key_id));
-        TRY(read(*path, *s3, "secret_access_key", c.secret_access_key));
-        TRY(read(*path, *s3, "session_token", c.session_token));
-        if (c.access_key_id.empty() || c.secret_access_key.empty())
-            return bad(*path, "[s3] needs both access_key_id and secret_access_key");
-        struct stat st {};
-        if (::stat(path->c_str(), &st) == 0 && (st.st_mode & 077))
-            spdlog::warn("{} holds an S3 secret but is readable by others: chmod 600 it", *path);
-        config.s3_credentials = std::move(c);
+        TRY(check_keys(*path, *s3, "s3.", {"access_key_id", "secret_access_key", "session_token", "connections",
+                                           "read_ahead", "read_ahead_memory"}));
+        auto& options = config.storage_options;
+        int64_t connections = options.connections, read_ahead = options.read_ahead,
+                memory = static_cast<int64_t>(options.read_ahead_memory);
+        TRY(read(*path, *s3, "connections", connections));
+        TRY(read(*path, *s3, "read_ahead", read_ahead));
+        TRY(read(*path, *s3, "read_ahead_memory", memory));
+        if (connections < 1 || connections > 1024) return bad(*path, "s3.connections must be 1-1024");
+        if (read_ahead < 1 || read_ahead > 256) return bad(*path, "s3.read_ahead must be 1-256");
+        if (memory < 0) return bad(*path, "s3.read_ahead_memory cannot be negative");
+        options.connections = static_cast<unsigned>(connections);
+        options.read_ahead = static_cast<unsigned>(read_ahead);
+        options.read_ahead_memory = static_cast<uint64_t>(memory);
+        if ((*s3)["access_key_id"] || (*s3)["secret_access_key"] || (*s3)["session_token"]) {
+            blob::Credentials c;
+            TRY(read(*path, *s3, "access_key_id", c.access_key_id));
+            TRY(read(*path, *s3, "secret_access_key", c.secret_access_key));
+            TRY(read(*path, *s3, "session_token", c.session_token));
+            if (c.access_key_id.empty() || c.secret_access_key.empty())
+                return bad(*path, "[s3] needs both access_key_id and secret_access_key");
+            struct stat st {};
+            if (::stat(path->c_str(), &st) == 0 && (st.st_mode & 077))
+                spdlog::warn("{} holds an S3 secret but is readable by others: chmod 600 it", *path);
+            options.credentials = std::move(c);
+        }
     }
     if (auto* chunks = t["chunks"].as_table()) {
         TRY(check_keys(*path, *chunks, "chunks.",

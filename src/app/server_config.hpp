@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "blob/sigv4.hpp"
+#include "blob/blob_store.hpp"
 #include "cache/config.hpp"
 #include "cache/service.hpp"
 #include "http/handlers.hpp"
@@ -23,7 +23,7 @@ struct ServeConfig {
     std::filesystem::path data_dir = "larder-data";
     std::string database;  // default: sqlite://<data_dir>/larder.db
     std::string storage;   // default: file://<data_dir>/blobs
-    std::optional<blob::Credentials> s3_credentials;  // [s3]; else the AWS environment
+    blob::StoreOptions storage_options;  // [s3]
     std::string log_level = "info";
     http::ServerConfig server;
     http::HandlerConfig handler;

@@ -11,8 +11,7 @@ namespace larder::blob {
 
 std::unique_ptr<BlobStore> make_local_store(std::filesystem::path root);  // local_store.cpp
 std::unique_ptr<BlobStore> make_memory_store();                            // memory_store.cpp
-Result<std::unique_ptr<BlobStore>> open_s3_store(std::string_view url,
-                                                 const std::optional<Credentials>& credentials);  // s3_store.cpp
+Result<std::unique_ptr<BlobStore>> open_s3_store(std::string_view url, const StoreOptions& options);  // s3_store.cpp
 
 bool is_valid_key(std::string_view key) {
     return key.size() >= 3 && key.size() <= 128 && std::all_of(key.begin(), key.end(), [](char c) {
@@ -20,9 +19,49 @@ bool is_valid_key(std::string_view key) {
            });
 }
 
-Result<std::unique_ptr<BlobStore>> open_blob_store(std::string_view url,
-                                                   const std::optional<Credentials>& credentials) {
-    if (url.starts_with("s3://")) return open_s3_store(url, credentials);
+namespace {
+
+// Opens each range's blob when the reader gets to it.
+class SequentialRanges : public Source {
+public:
+    SequentialRanges(BlobStore& blobs, std::vector<BlobRange> ranges) : m_blobs(blobs), m_ranges(std::move(ranges)) {}
+
+    Result<size_t> read(char* buf, size_t len) override {
+        for (;;) {
+            if (!m_current) {
+                if (m_next == m_ranges.size()) return size_t{0};
+                const auto& r = m_ranges[m_next++];
+                TRY_ASSIGN(m_current, m_blobs.open(r.key, r.offset, r.length));
+                m_left = r.length;
+            }
+            if (m_left == 0) {
+                m_current.reset();
+                continue;
+            }
+            TRY_ASSIGN(size_t n, m_current->read(buf, static_cast<size_t>(std::min<uint64_t>(len, m_left))));
+            if (n == 0) return fail(ErrorCode::corrupt, fmt::format("blob '{}' is shorter than recorded",
+                                                                    m_ranges[m_next - 1].key));
+            m_left -= n;
+            return n;
+        }
+    }
+
+private:
+    BlobStore& m_blobs;
+    std::vector<BlobRange> m_ranges;
+    size_t m_next = 0;
+    uint64_t m_left = 0;
+    std::unique_ptr<Source> m_current;
+};
+
+}  // namespace
+
+std::unique_ptr<Source> BlobStore::open_ranges(std::vector<BlobRange> ranges) {
+    return std::make_unique<SequentialRanges>(*this, std::move(ranges));
+}
+
+Result<std::unique_ptr<BlobStore>> open_blob_store(std::string_view url, const StoreOptions& options) {
+    if (url.starts_with("s3://")) return open_s3_store(url, options);
     if (url == "memory://") return make_memory_store();
     TRY_ASSIGN(auto path, strip_scheme(url, "file", "storage"));
     if (path.empty() || path.front() != '/')

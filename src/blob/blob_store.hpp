@@ -19,6 +19,27 @@ namespace larder::blob {
 // Keys: 3-128 of [0-9a-z_-] (content hashes), safe as file and object names.
 bool is_valid_key(std::string_view key);
 
+// Bytes [offset, offset + length) of one blob.
+struct BlobRange {
+    std::string key;
+    uint64_t offset = 0;
+    uint64_t length = 0;
+};
+
+struct StoreOptions {
+    // S3: these, else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
+    // AWS_SESSION_TOKEN, else ~/.aws/credentials.
+    std::optional<Credentials> credentials;
+    // S3: requests in flight at once for the whole server (each on its own
+    // thread with its own connection).
+    unsigned connections = 32;
+    // S3: pieces of a stream fetched ahead of its reader, at most
+    // `read_ahead_memory` bytes of them held for all streams together (each
+    // stream may always hold its next piece).
+    unsigned read_ahead = 8;
+    uint64_t read_ahead_memory = 64 << 20;
+};
+
 class BlobStore {
 public:
     virtual ~BlobStore() = default;
@@ -37,6 +58,10 @@ public:
     // streaming it out in bounded memory.
     virtual Result<std::unique_ptr<Source>> open(std::string_view key, uint64_t offset,
                                                  uint64_t length) = 0;
+    // The ranges' bytes, concatenated: a stored NAR. This default opens each
+    // blob when the reader gets to it; stores whose requests are slow (S3)
+    // fetch ahead in parallel. A missing blob fails the read that reaches it.
+    virtual std::unique_ptr<Source> open_ranges(std::vector<BlobRange> ranges);
     virtual Result<bool> exists(std::string_view key) = 0;
     virtual Result<void> remove(std::string_view key) = 0;
     virtual Result<std::vector<std::string>> list() = 0;
@@ -47,12 +72,10 @@ public:
 // "file:///abs/dir", a plain directory path, "memory://" (for tests: lost at
 // exit), or
 // "s3://BUCKET[/PREFIX]?endpoint=URL&region=R&addressing=path|virtual" (AWS's
-// endpoint for the region when none is given). S3 credentials: `credentials`
-// if given, else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN,
-// else ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE, profile AWS_PROFILE or
-// default). An S3 store is checked with a signed request before it is
-// returned, so wrong credentials fail here with a message saying so.
-Result<std::unique_ptr<BlobStore>> open_blob_store(std::string_view url,
-                                                   const std::optional<Credentials>& credentials = std::nullopt);
+// endpoint for the region when none is given). S3 credentials: see
+// StoreOptions (~/.aws/credentials: AWS_SHARED_CREDENTIALS_FILE, profile
+// AWS_PROFILE or default). An S3 store is checked with a signed request
+// before it is returned, so wrong credentials fail here with a message saying so.
+Result<std::unique_ptr<BlobStore>> open_blob_store(std::string_view url, const StoreOptions& options = {});
 
 }  // namespace larder::blob

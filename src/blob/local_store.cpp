@@ -1,5 +1,6 @@
 // The local-disk BlobStore: DIR/<first two key chars>/<key>, written to a
-// temporary name and renamed into place; sync() is one syncfs for all of them.
+// temporary name and renamed into place; sync() is one syncfs for all of them,
+// shared by the uploads that ask for it at the same time (group commit).
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -7,7 +8,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <vector>
 
 #include <fmt/core.h>
@@ -61,10 +64,31 @@ public:
         return write_file_atomic(path, data, 0600, false);  // private caches' NARs
     }
 
+    // A caller needs a syncfs that starts after it calls: the one running
+    // may have started before its puts. Callers waiting meanwhile share the
+    // next one.
     Result<void> sync() override {
-        UniqueFd fd(::open(m_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        if (!fd || ::syncfs(fd.get()) != 0)
-            return fail(ErrorCode::unavailable, errno_message("cannot sync", m_root));
+        std::unique_lock lock(m_sync_mutex);
+        uint64_t needed = m_sync_started + 1;
+        while (m_sync_done < needed) {
+            if (m_sync_running) {
+                m_sync_finished.wait(lock);
+                continue;
+            }
+            m_sync_running = true;
+            uint64_t generation = ++m_sync_started;
+            lock.unlock();
+            Result<void> r = ok();
+            UniqueFd fd(::open(m_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            if (!fd || ::syncfs(fd.get()) != 0) r = fail(ErrorCode::unavailable, errno_message("cannot sync", m_root));
+            lock.lock();
+            m_sync_running = false;
+            m_sync_done = generation;
+            if (!r) m_sync_failed = generation;
+            m_sync_finished.notify_all();
+        }
+        if (m_sync_failed >= needed)
+            return fail(ErrorCode::unavailable, fmt::format("cannot sync '{}'", m_root.string()));
         return ok();
     }
 
@@ -138,6 +162,10 @@ private:
     }
 
     fs::path m_root;
+    std::mutex m_sync_mutex;
+    std::condition_variable m_sync_finished;
+    bool m_sync_running = false;
+    uint64_t m_sync_started = 0, m_sync_done = 0, m_sync_failed = 0;
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <deque>
 #include <thread>
 
 #include <fmt/core.h>
@@ -19,6 +21,7 @@
 #include "blob/blob_store.hpp"
 #include "blob/sigv4.hpp"
 #include "util/strings.hpp"
+#include "util/task_pool.hpp"
 
 namespace larder::blob {
 
@@ -71,9 +74,13 @@ public:
         size_t multipart_threshold = 64 << 20;
         size_t part_size = 16 << 20;
         Credentials credentials;
+        unsigned read_ahead = 8;
+        uint64_t read_ahead_memory = 64 << 20;
     };
 
-    explicit S3Store(Settings s) : m_s(std::move(s)) {
+    S3Store(Settings s, unsigned connections)
+        : m_s(std::move(s)), m_fetchers(connections),
+          m_read_ahead_left(static_cast<int64_t>(m_s.read_ahead_memory)) {
         static std::once_flag init;
         std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
         auto scheme_end = m_s.endpoint.find("://");
@@ -141,6 +148,7 @@ public:
     }
 
     Result<std::unique_ptr<Source>> open(std::string_view key, uint64_t offset, uint64_t length) override;
+    std::unique_ptr<Source> open_ranges(std::vector<BlobRange> ranges) override;
 
     Result<bool> exists(std::string_view key) override {
         TRY_ASSIGN(auto object, object_of(key));
@@ -321,9 +329,175 @@ private:
         return response;
     }
 
+    friend class ReadAheadSource;
+
     Settings m_s;
     std::string m_scheme;
     std::string m_host;
+    TaskPool m_fetchers;  // ranged GETs of streams, ahead of their readers
+    std::atomic<int64_t> m_read_ahead_left;  // bytes that fetched pieces may still hold
+};
+
+// Byte ranges from S3 (a stored NAR), cut into pieces of at most 4 MiB, up to
+// `read_ahead` of them fetched in parallel ahead of the reader. Requests are
+// what costs on S3 (tens of ms each), so one at a time would leave a NAR of
+// many chunks waiting on them in turn. Memory: the pieces held, bounded per
+// stream and for the store; a reader that stops costs its pieces in flight.
+class ReadAheadSource : public Source {
+public:
+    ReadAheadSource(S3Store& store, std::vector<BlobRange> ranges) : m_store(store) {
+        for (auto& r : ranges) {
+            for (uint64_t at = 0; at < r.length; at += k_max_piece)
+                m_pieces.push_back(BlobRange{r.key, r.offset + at, std::min(k_max_piece, r.length - at)});
+        }
+    }
+
+    ~ReadAheadSource() override {
+        *m_cancelled = true;  // queued fetches skip their request
+        for (auto& p : m_pending) m_store.m_read_ahead_left += static_cast<int64_t>(p.reserved);
+    }
+
+    Result<size_t> read(char* buf, size_t len) override {
+        while (m_pos == m_piece.size()) {
+            fetch_ahead();
+            if (m_pending.empty()) return size_t{0};
+            auto pending = std::move(m_pending.front());
+            m_pending.pop_front();
+            auto got = pending.data.get();
+            m_store.m_read_ahead_left += static_cast<int64_t>(pending.reserved);
+            if (!got) return Failure{std::move(got).error()};
+            if (got->size() != pending.length)
+                return fail(ErrorCode::corrupt, fmt::format("blob '{}' is shorter than recorded", pending.key));
+            m_piece = std::move(*got);
+            m_pos = 0;
+        }
+        size_t n = std::min(len, m_piece.size() - m_pos);
+        std::memcpy(buf, m_piece.data() + m_pos, n);
+        m_pos += n;
+        return n;
+    }
+
+private:
+    static constexpr uint64_t k_max_piece = 4 << 20;
+
+    struct Pending {
+        std::string key;
+        uint64_t length;
+        uint64_t reserved;  // of the store's read-ahead memory
+        std::future<Result<std::string>> data;
+    };
+
+    // Keeps up to read_ahead pieces requested; beyond the next one, only
+    // while the store's read-ahead memory lasts.
+    void fetch_ahead() {
+        while (m_next < m_pieces.size() && m_pending.size() < std::max(1u, m_store.m_s.read_ahead)) {
+            auto piece = m_pieces[m_next];
+            auto size = static_cast<int64_t>(piece.length);
+            if (m_store.m_read_ahead_left.fetch_sub(size) < size && !m_pending.empty()) {
+                m_store.m_read_ahead_left += size;
+                return;
+            }
+            ++m_next;
+            auto data = m_store.m_fetchers.submit([store = &m_store, piece, cancelled = m_cancelled]()
+                                                      -> Result<std::string> {
+                if (*cancelled) return fail(ErrorCode::unavailable, "cancelled");
+                StringSink sink;
+                sink.data().reserve(piece.length);
+                TRY(store->get(piece.key, sink, piece.offset, piece.length));
+                return std::move(sink.data());
+            });
+            m_pending.push_back(Pending{piece.key, piece.length, piece.length, std::move(data)});
+        }
+    }
+
+    S3Store& m_store;
+    std::vector<BlobRange> m_pieces;
+    size_t m_next = 0;
+    std::deque<Pending> m_pending;
+    std::shared_ptr<std::atomic<bool>> m_cancelled = std::make_shared<std::atomic<bool>>(false);
+    std::string m_piece;
+    size_t m_pos = 0;
+};
+
+// Byte ranges from S3 (a stored NAR), cut into pieces of at most 4 MiB, up to
+// `read_ahead` of them fetched in parallel ahead of the reader. Requests are
+// what costs on S3 (tens of ms each), so one at a time would leave a NAR of
+// many chunks waiting on them in turn. Memory: the pieces held, bounded per
+// stream and for the store; a reader that stops costs its pieces in flight.
+class ReadAheadSource : public Source {
+public:
+    ReadAheadSource(S3Store& store, std::vector<BlobRange> ranges) : m_store(store) {
+        for (auto& r : ranges) {
+            for (uint64_t at = 0; at < r.length; at += k_max_piece)
+                m_pieces.push_back(BlobRange{r.key, r.offset + at, std::min(k_max_piece, r.length - at)});
+        }
+    }
+
+    ~ReadAheadSource() override {
+        *m_cancelled = true;  // queued fetches skip their request
+        for (auto& p : m_pending) m_store.m_read_ahead_left += static_cast<int64_t>(p.reserved);
+    }
+
+    Result<size_t> read(char* buf, size_t len) override {
+        while (m_pos == m_piece.size()) {
+            fetch_ahead();
+            if (m_pending.empty()) return size_t{0};
+            auto pending = std::move(m_pending.front());
+            m_pending.pop_front();
+            auto got = pending.data.get();
+            m_store.m_read_ahead_left += static_cast<int64_t>(pending.reserved);
+            if (!got) return Failure{std::move(got).error()};
+            if (got->size() != pending.length)
+                return fail(ErrorCode::corrupt, fmt::format("blob '{}' is shorter than recorded", pending.key));
+            m_piece = std::move(*got);
+            m_pos = 0;
+        }
+        size_t n = std::min(len, m_piece.size() - m_pos);
+        std::memcpy(buf, m_piece.data() + m_pos, n);
+        m_pos += n;
+        return n;
+    }
+
+private:
+    static constexpr uint64_t k_max_piece = 4 << 20;
+
+    struct Pending {
+        std::string key;
+        uint64_t length;
+        uint64_t reserved;  // of the store's read-ahead memory
+        std::future<Result<std::string>> data;
+    };
+
+    // Keeps up to read_ahead pieces requested; beyond the next one, only
+    // while the store's read-ahead memory lasts.
+    void fetch_ahead() {
+        while (m_next < m_pieces.size() && m_pending.size() < std::max(1u, m_store.m_s.read_ahead)) {
+            auto piece = m_pieces[m_next];
+            auto size = static_cast<int64_t>(piece.length);
+            if (m_store.m_read_ahead_left.fetch_sub(size) < size && !m_pending.empty()) {
+                m_store.m_read_ahead_left += size;
+                return;
+            }
+            ++m_next;
+            auto data = m_store.m_fetchers.submit([store = &m_store, piece, cancelled = m_cancelled]()
+                                                      -> Result<std::string> {
+                if (*cancelled) return fail(ErrorCode::unavailable, "cancelled");
+                StringSink sink;
+                sink.data().reserve(piece.length);
+                TRY(store->get(piece.key, sink, piece.offset, piece.length));
+                return std::move(sink.data());
+            });
+            m_pending.push_back(Pending{piece.key, piece.length, piece.length, std::move(data)});
+        }
+    }
+
+    S3Store& m_store;
+    std::vector<BlobRange> m_pieces;
+    size_t m_next = 0;
+    std::deque<Pending> m_pending;
+    std::shared_ptr<std::atomic<bool>> m_cancelled = std::make_shared<std::atomic<bool>>(false);
+    std::string m_piece;
+    size_t m_pos = 0;
 };
 
 // Streams a byte range in pieces, one ranged GET each: bounded memory, and a
@@ -363,7 +537,11 @@ private:
 
 Result<std::unique_ptr<Source>> S3Store::open(std::string_view key, uint64_t offset, uint64_t length) {
     TRY(object_of(key));
-    return std::unique_ptr<Source>(std::make_unique<S3RangeSource>(*this, std::string(key), offset, length));
+    return open_ranges({BlobRange{std::string(key), offset, length}});
+}
+
+std::unique_ptr<Source> S3Store::open_ranges(std::vector<BlobRange> ranges) {
+    return std::make_unique<ReadAheadSource>(*this, std::move(ranges));
 }
 
 // ~/.aws/credentials (or AWS_SHARED_CREDENTIALS_FILE), profile AWS_PROFILE or "default".
@@ -397,7 +575,8 @@ Credentials from_shared_file() {
 
 }  // namespace
 
-Result<std::unique_ptr<BlobStore>> open_s3_store(std::string_view url, const std::optional<Credentials>& given) {
+Result<std::unique_ptr<BlobStore>> open_s3_store(std::string_view url, const StoreOptions& options) {
+    const auto& given = options.credentials;
     // s3://bucket[/prefix]?endpoint=...&region=...&addressing=path|virtual
     auto rest = url.substr(5);
     auto qpos = rest.find('?');
@@ -450,7 +629,9 @@ Result<std::unique_ptr<BlobStore>> open_s3_store(std::string_view url, const std
         return fail(ErrorCode::invalid_input,
                     "no S3 credentials: set [s3] access_key_id and secret_access_key in the config, or "
                     "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials");
-    auto store = std::make_unique<S3Store>(std::move(s));
+    s.read_ahead = std::max(1u, options.read_ahead);
+    s.read_ahead_memory = options.read_ahead_memory;
+    auto store = std::make_unique<S3Store>(std::move(s), std::max(1u, options.connections));
     TRY(store->check());
     return std::unique_ptr<BlobStore>(std::move(store));
 }

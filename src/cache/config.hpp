@@ -35,6 +35,9 @@ struct Config {
     // Downloads re-encoded at once (a NAR fetched under the .nar or .nar.xz
     // name Nix uploaded it as); more get a 503.
     unsigned max_transcodes = 4;
+    // Threads compressing and storing upload chunks, for all uploads
+    // together (each upload keeps up to NarUpload::k_chunks_in_flight busy).
+    unsigned upload_threads = 16;
     // How long a replica may answer from memory: cache settings and found
     // narinfos (positive), and absent ones (negative). 0 disables.
     std::chrono::milliseconds lookup_ttl{5000};

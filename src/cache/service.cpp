@@ -80,7 +80,7 @@ Result<void> check_cache_name(std::string_view name) {
 }
 
 CacheService::CacheService(Config config, db::MetadataStore& db, blob::BlobStore& blobs)
-    : m_config(std::move(config)), m_db(db), m_blobs(blobs) {}
+    : m_config(std::move(config)), m_db(db), m_blobs(blobs), m_upload_pool(m_config.upload_threads) {}
 
 Result<db::CacheRow> CacheService::create_cache(std::string_view name, const CacheSettings& s) {
     TRY(check_cache_name(name));
@@ -195,52 +195,21 @@ Result<db::NarRow> CacheService::served_nar(const db::CacheRow& cache, std::stri
     return std::move(*nar);
 }
 
-namespace {
-
-// Opens each chunk's stored bytes only when the reader gets to it.
-class NarSource : public Source {
-public:
-    NarSource(blob::BlobStore& blobs, std::vector<db::ChunkRow> chunks, uint64_t offset, uint64_t length)
-        : m_blobs(blobs), m_chunks(std::move(chunks)), m_offset(offset), m_left(length) {}
-
-    Result<size_t> read(char* buf, size_t len) override {
-        while (m_left > 0) {
-            if (!m_current) TRY(open_next());
-            TRY_ASSIGN(size_t n, m_current->read(buf, static_cast<size_t>(std::min<uint64_t>(len, m_left))));
-            if (n > 0) {
-                m_left -= n;
-                return n;
-            }
-            m_current.reset();
-        }
-        return size_t{0};
-    }
-
-private:
-    Result<void> open_next() {
-        // Skip whole chunks before the offset; m_offset is relative to m_next.
-        while (m_next < m_chunks.size() && m_offset >= m_chunks[m_next].stored_size)
-            m_offset -= m_chunks[m_next++].stored_size;
-        if (m_next == m_chunks.size()) return fail(ErrorCode::corrupt, "NAR is shorter than its chunk list says");
-        const auto& chunk = m_chunks[m_next++];
-        uint64_t take = std::min(chunk.stored_size - m_offset, m_left);
-        TRY_ASSIGN(m_current, m_blobs.open(chunk.hash, m_offset, take));
-        m_offset = 0;
-        return ok();
-    }
-
-    blob::BlobStore& m_blobs;
-    std::vector<db::ChunkRow> m_chunks;
-    size_t m_next = 0;
-    uint64_t m_offset;
-    uint64_t m_left;
-    std::unique_ptr<Source> m_current;
-};
-
-}  // namespace
-
 std::unique_ptr<Source> CacheService::open_nar(const db::NarRow& nar, uint64_t offset, uint64_t length) {
-    return std::make_unique<NarSource>(m_blobs, nar.chunks, offset, length);
+    // The stored frames covering [offset, offset + length), and no others.
+    std::vector<blob::BlobRange> ranges;
+    for (const auto& chunk : nar.chunks) {
+        if (length == 0) break;
+        if (offset >= chunk.stored_size) {
+            offset -= chunk.stored_size;
+            continue;
+        }
+        uint64_t take = std::min(chunk.stored_size - offset, length);
+        ranges.push_back(blob::BlobRange{chunk.hash, offset, take});
+        offset = 0;
+        length -= take;
+    }
+    return m_blobs.open_ranges(std::move(ranges));
 }
 
 namespace {
@@ -296,7 +265,7 @@ Result<std::unique_ptr<NarUpload>> CacheService::begin_upload(const db::CacheRow
                                 "names them; '{}' is not",
                                 printable(file)));
     return std::make_unique<NarUpload>(m_config, m_db, m_blobs, name.compression, name.file_hash, false,
-                                       dedup_scope(cache));
+                                       dedup_scope(cache), &m_upload_pool);
 }
 
 Result<std::unique_ptr<Source>> CacheService::open_uploaded_nar(const db::CacheRow& cache, std::string_view file) {
@@ -465,7 +434,7 @@ Result<std::unique_ptr<NarUpload>> CacheService::begin_push(const db::CacheRow& 
     if (pushed.chunk_frames && method != codec::Method::zstd)
         return fail(ErrorCode::invalid_input, "chunk frames must be zstd (Compression: zstd)");
     return std::make_unique<NarUpload>(m_config, m_db, m_blobs, method, std::nullopt, pushed.chunk_frames,
-                                       dedup_scope(cache));
+                                       dedup_scope(cache), &m_upload_pool);
 }
 
 Result<void> CacheService::commit_push(const db::CacheRow& cache, const PushedPath& pushed, const NarUpload& upload) {

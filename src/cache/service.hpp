@@ -17,6 +17,7 @@
 #include "crypto/keys.hpp"
 #include "db/metadata_store.hpp"
 #include "nix/nar_info.hpp"
+#include "util/task_pool.hpp"
 
 namespace larder::cache {
 
@@ -134,6 +135,7 @@ private:
     LookupCache<std::optional<db::CacheRow>> m_caches;   // by name; nullopt: no such cache
     LookupCache<std::optional<std::string>> m_narinfos;  // by "<cache id>/<hash>"
     std::atomic<unsigned> m_transcodes{0};  // re-encoded downloads open now
+    TaskPool m_upload_pool;                 // chunks of uploads: compress, put
 };
 
 // Cache names: 1-64 of [a-z0-9._-], starting with a letter or digit, and not

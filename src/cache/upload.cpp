@@ -46,9 +46,9 @@ private:
 
 NarUpload::NarUpload(const Config& config, db::MetadataStore& db, blob::BlobStore& blobs,
                      codec::Method received, std::optional<crypto::Hash> expected_file_hash, bool chunk_frames,
-                     std::optional<int64_t> dedup_within)
+                     std::optional<int64_t> dedup_within, TaskPool* pool)
     : m_config(config), m_db(db), m_blobs(blobs), m_expected_file_hash(expected_file_hash),
-      m_chunk_frames(chunk_frames), m_dedup_within(dedup_within), m_compressor(config.zstd_level) {
+      m_chunk_frames(chunk_frames), m_dedup_within(dedup_within), m_pool(pool) {
     m_nar_sink = std::make_unique<NarSink>(*this, !chunk_frames);
     if (!chunk_frames) {
         m_decompressor = codec::make_decompressor(received, *m_nar_sink);
@@ -62,60 +62,111 @@ NarUpload::NarUpload(const Config& config, db::MetadataStore& db, blob::BlobStor
     });
 }
 
-NarUpload::~NarUpload() = default;
+NarUpload::~NarUpload() {
+    // Chunks still being stored use the stores: wait for them.
+    for (auto& c : m_in_flight)
+        if (c.stored.valid()) c.stored.wait();
+}
 
 Result<void> NarUpload::write(std::string_view data) {
     if (m_expected_file_hash) TRY(m_received_hash.write(data));
     return m_decompressor->write(data);
 }
 
+namespace {
+
+struct ChunkJob {
+    db::MetadataStore& db;
+    blob::BlobStore& blobs;
+    int zstd_level;
+    std::optional<int64_t> dedup_within;
+    std::string data;
+    std::optional<std::string> frame;  // as the client compressed it
+    std::string content_hash;
+};
+
 // Each chunk is stored as a blob keyed by the hash of its stored bytes, so
 // no upload can change bytes another one refers to. The server's own
 // compression of a content is shared by every cache; a client's frame is
 // reused only where the very same bytes arrive again.
-Result<void> NarUpload::store_chunk(std::string_view data, std::optional<std::string_view> frame) {
-    auto content_hash = crypto::to_base16(crypto::sha256(data));
-    if (auto seen = m_new_chunks.find(content_hash); seen != m_new_chunks.end()) {
-        // Repeated within this NAR: stored once, served twice.
-        m_chunks.push_back(m_chunks[seen->second]);
-        return m_blobs.get(m_chunks.back().hash, m_file_hash);
-    }
-    bool server_made = !frame;
+Result<NarUpload::StoredChunk> store(ChunkJob& job) {
+    bool server_made = !job.frame;
     if (server_made) {
-        TRY_ASSIGN(auto existing, m_db.find_server_chunk(content_hash, m_dedup_within));
+        TRY_ASSIGN(auto existing, job.db.find_server_chunk(job.content_hash, job.dedup_within));
         if (existing) {
             // Served bytes are the stored ones, so the file hash reads them back.
-            auto got = m_blobs.get(existing->hash, m_file_hash);
-            if (got) {
-                m_chunks.push_back(*existing);
-                return ok();
-            }
-            if (got.error().code != ErrorCode::not_found) return got;
+            StringSink stored;
+            auto got = job.blobs.get(existing->hash, stored);
+            if (got) return NarUpload::StoredChunk{std::move(*existing), std::move(stored.data()), false};
+            if (got.error().code != ErrorCode::not_found) return Failure{std::move(got).error()};
             // The row outlived its blob: store it again below.
         }
-        TRY(m_compressor.compress(data, m_frame));
-        frame = m_frame;
+        thread_local std::unique_ptr<codec::FrameCompressor> compressor;
+        thread_local int compressor_level = 0;
+        if (!compressor || compressor_level != job.zstd_level) {
+            compressor = std::make_unique<codec::FrameCompressor>(job.zstd_level);
+            compressor_level = job.zstd_level;
+        }
+        job.frame.emplace();
+        TRY(compressor->compress(job.data, *job.frame));
     }
-    auto key = crypto::to_base16(crypto::sha256(*frame));
+    auto key = crypto::to_base16(crypto::sha256(*job.frame));
     if (!server_made) {
-        TRY_ASSIGN(auto identical, m_db.find_chunk_by_key(key, m_dedup_within));
-        if (identical && identical->size == data.size()) {
-            TRY(m_file_hash.write(*frame));
-            m_chunks.push_back(*identical);
-            return ok();
+        TRY_ASSIGN(auto identical, job.db.find_chunk_by_key(key, job.dedup_within));
+        if (identical && identical->size == job.data.size())
+            return NarUpload::StoredChunk{std::move(*identical), std::move(*job.frame), false};
+    }
+    TRY(job.blobs.put(key, *job.frame));
+    auto stored_size = job.frame->size();
+    return NarUpload::StoredChunk{db::ChunkRow{0, std::move(key), job.data.size(), stored_size, "zstd",
+                                               std::move(job.content_hash), server_made},
+                                  std::move(*job.frame), true};
+}
+
+}  // namespace
+
+Result<void> NarUpload::store_chunk(std::string_view data, std::optional<std::string_view> frame) {
+    auto content_hash = crypto::to_base16(crypto::sha256(data));
+    InFlight chunk;
+    if (auto seen = m_seen.find(content_hash); seen != m_seen.end()) {
+        chunk.repeat_of = seen->second;
+    } else {
+        m_seen.emplace(content_hash, m_submitted);
+        auto job = std::make_shared<ChunkJob>(ChunkJob{m_db, m_blobs, m_config.zstd_level, m_dedup_within,
+                                                       std::string(data), std::nullopt, std::move(content_hash)});
+        if (frame) job->frame.emplace(*frame);
+        if (m_pool) {
+            chunk.stored = m_pool->submit([job] { return store(*job); });
+        } else {
+            std::promise<Result<StoredChunk>> done;
+            done.set_value(store(*job));
+            chunk.stored = done.get_future();
         }
     }
-    TRY(m_blobs.put(key, *frame));
-    TRY(m_file_hash.write(*frame));
-    m_new_chunks.emplace(content_hash, m_chunks.size());
-    m_chunks.push_back(db::ChunkRow{0, std::move(key), data.size(), frame->size(), "zstd", std::move(content_hash),
-                                    server_made});
+    ++m_submitted;
+    m_in_flight.push_back(std::move(chunk));
+    while (m_in_flight.size() > k_chunks_in_flight) TRY(take_chunk());
+    return ok();
+}
+
+Result<void> NarUpload::take_chunk() {
+    auto chunk = std::move(m_in_flight.front());
+    m_in_flight.pop_front();
+    if (chunk.repeat_of) {
+        m_chunks.push_back(m_chunks[*chunk.repeat_of]);
+        return m_blobs.get(m_chunks.back().hash, m_file_hash);
+    }
+    TRY_ASSIGN(auto stored, chunk.stored.get());
+    TRY(m_file_hash.write(stored.frame));
+    if (stored.is_new) m_new_chunks.push_back(m_chunks.size());
+    m_chunks.push_back(std::move(stored.row));
     return ok();
 }
 
 Result<void> NarUpload::finish() {
     TRY(m_decompressor->finish());
     if (m_chunk_frames) TRY(m_nar_sink->finish());  // a stream decompressor finishes it itself
+    while (!m_in_flight.empty()) TRY(take_chunk());
     if (m_expected_file_hash) {
         crypto::Hash received{m_received_hash.digest()};
         if (received != *m_expected_file_hash)
@@ -128,7 +179,7 @@ Result<void> NarUpload::finish() {
     // unreferenced blobs, never a row without its bytes.
     TRY(m_blobs.sync());
     std::unordered_map<std::string, int64_t> ids;  // by blob key
-    for (const auto& [content_hash, index] : m_new_chunks) {
+    for (auto index : m_new_chunks) {
         TRY_ASSIGN(auto row, m_db.insert_chunk(m_chunks[index]));
         ids.emplace(row.hash, row.id);
     }

@@ -1,10 +1,15 @@
 // The upload pipeline for one NAR, as a Sink of the bytes the client sends:
 //   received -> decompress -> { NarHash + NarSize, NAR validation,
 //                               chunk -> compress -> put blob -> chunk row }
-// finish() returns the committed NAR row. Chunks are content addressed, so
-// an upload that dies half way leaves only unreferenced blobs.
+// Each chunk's compress-and-put runs on a task pool, up to k_chunks_in_flight
+// of one upload at once (S3 PUTs take tens of ms each; the CPU has several
+// cores); results are taken in order, for the file hash. finish() returns the
+// committed NAR row. Chunks are content addressed, so an upload that dies
+// half way leaves only unreferenced blobs.
 #pragma once
 
+#include <deque>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,6 +23,7 @@
 #include "crypto/sha256.hpp"
 #include "db/metadata_store.hpp"
 #include "util/pipe.hpp"
+#include "util/task_pool.hpp"
 
 namespace larder::cache {
 
@@ -28,10 +34,11 @@ public:
     // `chunk_frames`: the body is zstd frames, each one chunk (larder push);
     // they are verified and stored as they are, without recompression.
     // `dedup_within`: reuse only chunks that paths of this cache use
-    // (nullopt: chunks of any cache).
+    // (nullopt: chunks of any cache). `pool`: where chunks are compressed
+    // and stored (nullptr: on the writing thread).
     NarUpload(const Config& config, db::MetadataStore& db, blob::BlobStore& blobs,
               codec::Method received, std::optional<crypto::Hash> expected_file_hash, bool chunk_frames = false,
-              std::optional<int64_t> dedup_within = std::nullopt);
+              std::optional<int64_t> dedup_within = std::nullopt, TaskPool* pool = nullptr);
     ~NarUpload() override;
 
     Result<void> write(std::string_view data) override;
@@ -39,10 +46,28 @@ public:
     // After a successful finish(): the NAR as stored.
     const db::NarRow& nar() const { return m_nar; }
 
+    static constexpr size_t k_chunks_in_flight = 8;
+
+    // A chunk as stored: its row (id 0 if new) and its stored bytes.
+    struct StoredChunk {
+        db::ChunkRow row;
+        std::string frame;
+        bool is_new = false;
+    };
+
 private:
     class NarSink;
     // `frame`: the chunk already compressed, as the client sent it.
     Result<void> store_chunk(std::string_view data, std::optional<std::string_view> frame = std::nullopt);
+    // Takes the oldest chunk in flight into m_chunks and the file hash.
+    Result<void> take_chunk();
+
+    // A chunk on its way: being stored, or a repeat of an earlier chunk of
+    // this NAR (stored once, served twice).
+    struct InFlight {
+        std::future<Result<StoredChunk>> stored;
+        std::optional<size_t> repeat_of;  // index in m_chunks
+    };
 
     const Config& m_config;
     db::MetadataStore& m_db;
@@ -55,11 +80,13 @@ private:
     // The NAR's chunks in order; rows of new chunks get their ids in finish(),
     // after the blob store has made them durable.
     std::vector<db::ChunkRow> m_chunks;
-    std::unordered_map<std::string, size_t> m_new_chunks;  // hash -> index in m_chunks
+    std::vector<size_t> m_new_chunks;  // indexes in m_chunks
+    std::unordered_map<std::string, size_t> m_seen;  // content hash -> index of its first chunk
+    size_t m_submitted = 0;
+    std::deque<InFlight> m_in_flight;
     bool m_chunk_frames;
     std::optional<int64_t> m_dedup_within;
-    codec::FrameCompressor m_compressor;
-    std::string m_frame;
+    TaskPool* m_pool;
     db::NarRow m_nar;
 };
 

@@ -219,7 +219,6 @@ Result<Response> Handler::handle_nar(const Prepared& p, const Request& request) 
         Response r;
         r.content_type = "application/x-nix-nar";
         r.stream = std::move(stream);
-        r.stream_is_heavy = true;  // re-encoded on the fly
         return r;
     }
     if (!nar) return Failure{std::move(nar).error()};

@@ -37,9 +37,6 @@ struct Response {
     // all of it with chunked encoding when the length is not known.
     std::unique_ptr<Source> stream;
     std::optional<uint64_t> stream_length;
-    // Reading `stream` costs CPU (re-encoding): the session reads it on its
-    // worker threads, never on an I/O thread.
-    bool stream_is_heavy = false;
     // Close the connection after this response (e.g. an unread body).
     bool close = false;
     // For a 5xx made from an error: the full message, which the session logs

@@ -165,8 +165,10 @@ Result<void> run_server(const ServerConfig& config, Handler& handler,
     TRY_ASSIGN(auto tls, make_tls(config));
     unsigned threads = config.threads ? config.threads : std::max(1u, std::thread::hardware_concurrency());
     ServerState state;  // outlives the contexts, whose coroutine frames refer to it
-    asio::thread_pool workers(2);  // re-encoding, off the I/O threads
+    asio::thread_pool workers(std::max(1u, config.workers));
+    asio::thread_pool streams(std::max(1u, config.stream_workers));
     state.workers = &workers;
+    state.streams = &streams;
     std::vector<std::unique_ptr<asio::io_context>> contexts;
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
     for (unsigned i = 0; i < threads; ++i) {
@@ -213,7 +215,8 @@ Result<void> run_server(const ServerConfig& config, Handler& handler,
     for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&, i] { contexts[i]->run(); });
     ioc.run();
     for (auto& t : pool) t.join();
-    workers.join();  // before the contexts (and the frames its jobs use) go
+    workers.join();  // before the contexts (and the frames their jobs use) go
+    streams.join();
     return ok();
 }
 

@@ -13,7 +13,12 @@ namespace larder::http {
 
 struct ServerConfig {
     std::string listen = "127.0.0.1:8080";
-    unsigned threads = 0;  // 0: one per core
+    unsigned threads = 0;  // I/O threads; 0: one per core
+    // Threads for handlers (database and storage calls, hashing and
+    // compressing uploads), and for reading responses from storage. Calls
+    // that wait (S3, PostgreSQL) wait there, never on an I/O thread.
+    unsigned workers = 16;
+    unsigned stream_workers = 64;
     // Connections open at once; more get a 503 and are closed. Keep it under
     // the file descriptor limit (serve raises its soft limit to the hard one).
     unsigned max_connections = 1000;

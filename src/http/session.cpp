@@ -88,6 +88,7 @@ public:
 
     // Reads the whole body, handing each piece to `consume`; an error from
     // it stops the reading. Returns the error that ended it, if any.
+    // `consume` returns an awaitable, so it may hand the piece to a worker.
     template <class F>
     asio::awaitable<Result<void>> read_body(bhttp::request_parser<bhttp::buffer_body>& parser, uint64_t limit,
                                             F&& consume) {
@@ -113,7 +114,7 @@ public:
             total += got;
             if (total > limit)
                 co_return fail(ErrorCode::too_large, fmt::format("request body over the limit of {} bytes", limit));
-            auto r = consume(std::string_view(buf.data(), got));
+            auto r = co_await consume(std::string_view(buf.data(), got));
             if (!r) co_return r;
         }
         co_return ok();
@@ -161,8 +162,8 @@ public:
         uint64_t left = length.value_or(UINT64_MAX);
         while (left > 0) {
             auto want = static_cast<size_t>(std::min<uint64_t>(buf.size(), left));
-            auto n = r.stream_is_heavy ? co_await read_on_workers(*r.stream, buf.data(), want)
-                                       : r.stream->read(buf.data(), want);
+            auto n = co_await offload(m_state ? m_state->streams : nullptr,
+                                      [&] { return r.stream->read(buf.data(), want); });
             if (!n || (*n == 0 && length)) {
                 spdlog::error("reading a NAR for {} failed: {}", m_remote, n ? "ended early" : n.error().message);
                 co_return false;  // the client sees a short body and retries with Range
@@ -237,28 +238,39 @@ public:
     void set_id(uint64_t id) { m_id = id; }
 
 private:
-    // One read on the worker pool; the coroutine resumes on its own I/O thread.
-    asio::awaitable<Result<size_t>> read_on_workers(Source& stream, char* buf, size_t len) {
-        if (!m_state || !m_state->workers) co_return stream.read(buf, len);
-        std::optional<Result<size_t>> result;
+    // Runs `f` on `pool` (inline without one); the coroutine resumes on its
+    // own I/O thread. What `f` throws is rethrown here.
+    template <class F>
+    asio::awaitable<std::invoke_result_t<F>> offload(asio::thread_pool* pool, F f) {
+        if (!pool) co_return f();
+        std::optional<std::invoke_result_t<F>> result;
         co_await asio::co_spawn(
-            m_state->workers->get_executor(),
+            pool->get_executor(),
             [&]() -> asio::awaitable<void> {
-                result.emplace(stream.read(buf, len));
+                result.emplace(f());
                 co_return;
             },
             asio::use_awaitable);
         co_return std::move(*result);
     }
 
+    asio::thread_pool* workers() const { return m_state ? m_state->workers : nullptr; }
+
     asio::awaitable<Response> respond(bhttp::request_parser<bhttp::buffer_body>& parser, Request& request,
                                       bool& body_read) {
         auto& msg = parser.get();
         bool expects_continue = beast::iequals(header(msg, bhttp::field::expect), "100-continue");
         unsigned version = msg.version();
-        auto prepared = m_handler.prepare(request);
+        // One trip to a worker for a request without a body (most of them).
+        std::optional<Response> answered;
+        auto prepared = co_await offload(workers(), [&] {
+            auto p = m_handler.prepare(request);
+            if (p && p->body == BodyKind::none) answered = m_handler.handle(*p, request);
+            return p;
+        });
         if (!prepared) co_return error_response(prepared.error());
-        if (prepared->body == BodyKind::none) co_return m_handler.handle(*prepared, request);
+        if (answered) co_return std::move(*answered);
+        auto handle = [&] { return m_handler.handle(*prepared, request); };
         uint64_t limit = prepared->body_limit;
         if (auto length = parser.content_length(); length && *length > limit)
             co_return error_response(Error{ErrorCode::too_large, fmt::format("request body of {} bytes is over "
@@ -266,20 +278,23 @@ private:
                                                                              *length, limit)});
         if (prepared->body == BodyKind::small) {
             if (expects_continue) co_await send_continue(version);
-            auto r = co_await read_body(parser, limit, [&](std::string_view piece) {
+            auto r = co_await read_body(parser, limit, [&](std::string_view piece) -> asio::awaitable<Result<void>> {
                 request.body.append(piece);
-                return ok();
+                co_return ok();
             });
             body_read = r.ok();
             if (!r) co_return error_response(r.error());
-            co_return m_handler.handle(*prepared, request);
+            co_return co_await offload(workers(), handle);
         }
-        auto upload = m_handler.begin_nar_upload(*prepared, request);
+        auto upload = co_await offload(workers(), [&] { return m_handler.begin_nar_upload(*prepared, request); });
         if (!upload) co_return error_response(upload.error());
         if (expects_continue) co_await send_continue(version);
-        auto r = co_await read_body(parser, limit, [&](std::string_view piece) { return (*upload)->write(piece); });
+        auto& sink = **upload;
+        auto r = co_await read_body(parser, limit, [&](std::string_view piece) -> asio::awaitable<Result<void>> {
+            co_return co_await offload(workers(), [&] { return sink.write(piece); });
+        });
         body_read = parser.is_done();
-        if (r) r = (*upload)->finish();
+        if (r) r = co_await offload(workers(), [&] { return sink.finish(); });
         if (!r) co_return error_response(r.error());
         co_return text_response(200, "");
     }

@@ -102,7 +102,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, BlobStoreTest, ::testing::Values("memory", "l
 TEST(S3Url, PrefixWithDotSegmentsIsRefused) {
     for (auto url : {"s3://bucket/a/../b?endpoint=http://127.0.0.1:9", "s3://bucket/./b?endpoint=http://127.0.0.1:9",
                      "s3://bucket/a//b?endpoint=http://127.0.0.1:9"}) {
-        auto s = open_blob_store(url, Credentials{"id", "secret", ""});
+        auto s = open_blob_store(url, StoreOptions{Credentials{"id", "secret", ""}});
         ASSERT_FALSE(s) << url;
         EXPECT_EQ(s.error().code, ErrorCode::invalid_input) << s.error().message;
     }

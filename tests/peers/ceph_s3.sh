@@ -32,6 +32,8 @@ ceph_s3_stop_rgw() {
 }
 
 ceph_s3_stop() {
+    for pid in ${CEPH_PROXY_PIDS:-}; do kill "$pid" 2>/dev/null || true; done
+    CEPH_PROXY_PIDS=
     ceph_s3_stop_rgw
     for pid in ${CEPH_OSD_PID:-} ${CEPH_MON_PID:-}; do kill -9 "$pid" 2>/dev/null || true; done
     for pid in ${CEPH_OSD_PID:-} ${CEPH_MON_PID:-}; do wait "$pid" 2>/dev/null || true; done
@@ -116,4 +118,19 @@ CONF
     radosgw-admin -c "$conf" -n client.admin user create --uid=larder --display-name=larder \
         --access-key="$S3_ACCESS_KEY" --secret-key="$S3_SECRET_KEY" > "$CEPH_DIR/log/user" 2>&1
     [ "$(ceph_s3_signed PUT "/$S3_BUCKET")" = 200 ] || { echo "cannot create the bucket" >&2; return 1; }
+}
+
+# tests/peers/delay_proxy.py in front of radosgw: VAR DELAY_MS [proxy args...]
+# sets VAR to the proxy's endpoint; it is stopped with everything else.
+ceph_s3_proxy() {
+    local var=$1 delay=$2 port; shift 2
+    port=$(free_port)
+    python3 "$(dirname "${BASH_SOURCE[0]}")/delay_proxy.py" --listen "$port" --upstream "${S3_ENDPOINT#http://}" \
+        --delay-ms "$delay" "$@" > /dev/null 2>&1 &
+    CEPH_PROXY_PIDS="${CEPH_PROXY_PIDS:-} $!"
+    for _ in $(seq 50); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/" || true)" = 200 ] && break
+        sleep 0.1
+    done
+    printf -v "$var" 'http://127.0.0.1:%s' "$port"
 }
