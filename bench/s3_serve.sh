@@ -46,11 +46,14 @@ for p in "${paths[@]}"; do
     echo "/main/$h.narinfo /main/$(curl -sf "$URL/main/$h.narinfo" | sed -n 's/^URL: //p')"
     echo "/$S3_BUCKET/files/$h.narinfo /$S3_BUCKET/files/$(sed -n 's/^URL: //p' "$TMP/files/$h.narinfo")" >&3
 done > "$TMP/larder-urls" 3> "$TMP/s3-urls"
+cpu() { awk '{print ($14 + $15) / 100}' "/proc/$1/stat"; }  # PID: CPU seconds used
 fetch_all() {  # BASE URL-LIST: seconds to fetch every path, 16 at a time
-    local start end
+    local start end c0 r0
+    c0=$(cpu "$SERVER_PID"); r0=$(cpu "$CEPH_RGW_PID")
     start=$(date +%s.%N)
     sed "s|^|$1|; s| | $1|" "$2" | xargs -P 16 -L 1 curl -sf -o /dev/null -o /dev/null || fail "a fetch from $1 failed"
     end=$(date +%s.%N)
+    echo "cpu: larder $(echo "$(cpu "$SERVER_PID") - $c0" | bc) s, radosgw $(echo "$(cpu "$CEPH_RGW_PID") - $r0" | bc) s" >&2
     echo "$end - $start" | bc -l
 }
 ratio() { echo "scale=2; $1 / $2" | bc -l; }

@@ -100,6 +100,7 @@ Result<void> serve(const ServeOptions& o) {
     config.data_dir = fs::absolute(config.data_dir);
     if (config.database.empty()) config.database = "sqlite://" + (config.data_dir / "larder.db").string();
     if (config.storage.empty()) config.storage = "file://" + (config.data_dir / "blobs").string();
+    if (config.storage.starts_with("s3://") && !config.chunk_sizes_given) config.cache.use_remote_chunk_sizes();
 
     TRY_ASSIGN(auto db, db::open_metadata_store(config.database));
     TRY_ASSIGN(auto blobs, blob::open_blob_store(config.storage, config.storage_options));

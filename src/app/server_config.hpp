@@ -28,6 +28,7 @@ struct ServeConfig {
     http::ServerConfig server;
     http::HandlerConfig handler;
     cache::Config cache;
+    bool chunk_sizes_given = false;  // [chunks] sizes in the file
     std::vector<CacheDeclaration> caches;  // created at start if missing
 };
 

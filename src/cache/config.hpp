@@ -22,6 +22,14 @@ struct Config {
     // only 0.25 % new bytes.
     chunk::Params chunk_params;
     size_t single_chunk_below = 256 << 10;
+    // On S3 each chunk is a request (tens of ms, and billed), so without
+    // [chunks] sizes the server uses 256K/1M/4M there: 961 chunks instead of
+    // 2,442 for the medium corpus, 1.5 % less stored, and a rebuild adds
+    // 0.78 % new bytes instead of 0.25 % (larder_bench_chunks dedup).
+    void use_remote_chunk_sizes() {
+        chunk_params = chunk::Params{256 << 10, 1 << 20, 4 << 20};
+        single_chunk_below = 1 << 20;
+    }
     int zstd_level = 3;
     // Whether a chunk stored for one cache is reused for another. Sharing
     // saves storage, but lets a pusher to any cache learn by timing whether
@@ -36,7 +44,7 @@ struct Config {
     // name Nix uploaded it as); more get a 503.
     unsigned max_transcodes = 4;
     // Threads compressing and storing upload chunks, for all uploads
-    // together (each upload keeps up to NarUpload::k_chunks_in_flight busy).
+    // together (each upload keeps up to NarUpload::k_bytes_in_flight busy).
     unsigned upload_threads = 16;
     // How long a replica may answer from memory: cache settings and found
     // narinfos (positive), and absent ones (negative). 0 disables.

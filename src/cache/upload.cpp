@@ -128,6 +128,7 @@ Result<NarUpload::StoredChunk> store(ChunkJob& job) {
 Result<void> NarUpload::store_chunk(std::string_view data, std::optional<std::string_view> frame) {
     auto content_hash = crypto::to_base16(crypto::sha256(data));
     InFlight chunk;
+    chunk.size = data.size();
     if (auto seen = m_seen.find(content_hash); seen != m_seen.end()) {
         chunk.repeat_of = seen->second;
     } else {
@@ -144,14 +145,16 @@ Result<void> NarUpload::store_chunk(std::string_view data, std::optional<std::st
         }
     }
     ++m_submitted;
+    m_bytes_in_flight += chunk.size;
     m_in_flight.push_back(std::move(chunk));
-    while (m_in_flight.size() > k_chunks_in_flight) TRY(take_chunk());
+    while (m_in_flight.size() > 1 && m_bytes_in_flight > k_bytes_in_flight) TRY(take_chunk());
     return ok();
 }
 
 Result<void> NarUpload::take_chunk() {
     auto chunk = std::move(m_in_flight.front());
     m_in_flight.pop_front();
+    m_bytes_in_flight -= chunk.size;
     if (chunk.repeat_of) {
         m_chunks.push_back(m_chunks[*chunk.repeat_of]);
         return m_blobs.get(m_chunks.back().hash, m_file_hash);

@@ -1,8 +1,8 @@
 // The upload pipeline for one NAR, as a Sink of the bytes the client sends:
 //   received -> decompress -> { NarHash + NarSize, NAR validation,
 //                               chunk -> compress -> put blob -> chunk row }
-// Each chunk's compress-and-put runs on a task pool, up to k_chunks_in_flight
-// of one upload at once (S3 PUTs take tens of ms each; the CPU has several
+// Each chunk's compress-and-put runs on a task pool, up to k_bytes_in_flight
+// of one upload's chunks at once (S3 PUTs take tens of ms each; the CPU has several
 // cores); results are taken in order, for the file hash. finish() returns the
 // committed NAR row. Chunks are content addressed, so an upload that dies
 // half way leaves only unreferenced blobs.
@@ -46,7 +46,9 @@ public:
     // After a successful finish(): the NAR as stored.
     const db::NarRow& nar() const { return m_nar; }
 
-    static constexpr size_t k_chunks_in_flight = 8;
+    // Chunk bytes of one upload being compressed and stored at once (at
+    // least one chunk).
+    static constexpr size_t k_bytes_in_flight = 16 << 20;
 
     // A chunk as stored: its row (id 0 if new) and its stored bytes.
     struct StoredChunk {
@@ -67,6 +69,7 @@ private:
     struct InFlight {
         std::future<Result<StoredChunk>> stored;
         std::optional<size_t> repeat_of;  // index in m_chunks
+        size_t size = 0;
     };
 
     const Config& m_config;
@@ -84,6 +87,7 @@ private:
     std::unordered_map<std::string, size_t> m_seen;  // content hash -> index of its first chunk
     size_t m_submitted = 0;
     std::deque<InFlight> m_in_flight;
+    size_t m_bytes_in_flight = 0;
     bool m_chunk_frames;
     std::optional<int64_t> m_dedup_within;
     TaskPool* m_pool;
