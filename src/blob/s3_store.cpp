@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <random>
 #include <deque>
 #include <thread>
 
@@ -200,7 +201,12 @@ private:
                (r.status == 400 && r.body.find("RequestTimeout") != std::string::npos);
     }
 
-    static void backoff(int attempt) { std::this_thread::sleep_for(std::chrono::milliseconds(200 << attempt)); }
+    // 200 ms doubling, +-50 % so that throttled requests do not come back together.
+    static void backoff(int attempt) {
+        thread_local std::minstd_rand random(static_cast<unsigned>(std::hash<std::thread::id>{}(std::this_thread::get_id())));
+        auto base = 200 << attempt;
+        std::this_thread::sleep_for(std::chrono::milliseconds(base / 2 + static_cast<int>(random() % base)));
+    }
 
     Result<void> expect(const Response& r, std::string_view op, std::string_view key) const {
         if (!r.transport_error && r.status / 100 == 2) return ok();
