@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # larder serve against nginx serving a `nix copy --to file://` cache of the
-# same closure (the medium corpus), measured in the same run with wrk:
+# same closure (the medium corpus), request logs on on both, measured in the
+# same run with wrk:
 # narinfo hits, narinfo misses, one large NAR over 1 and 16 connections, and
 # larder's memory while 16 clients download that NAR.
 #   bench/serve.sh [seconds-per-run]   (needs nginx and wrk: scripts/deps.sh --bench)
@@ -9,8 +10,8 @@ source "$(dirname "$0")/lib.sh"
 mapfile -t paths < <(nix-store -qR "$root")
 
 # Larder: a public cache, so both servers answer anonymous GETs.
-# Request logging off on both sides (nginx: access_log off).
-printf 'log_requests = false\n' > "$TMP/larder.toml"
+# Request logs on on both sides, as in production.
+printf 'log_requests = true\n' > "$TMP/larder.toml"
 start_server "$TMP/larder" --config "$TMP/larder.toml" > /dev/null
 printf 'machine 127.0.0.1 password %s\n' "$ADMIN_TOKEN" > "$TMP/netrc"
 "$LARDER" cache configure main --public --server "$URL" --token "$ADMIN_TOKEN" > /dev/null
@@ -19,31 +20,7 @@ LARDER_URL=$URL/main
 
 # nginx: the same closure as files.
 nix copy --to "file://$TMP/files?compression=zstd" "$root" 2> /dev/null
-nginx_port=$((PORT + 1))
-mkdir -p "$TMP/nginx"
-cat > "$TMP/nginx/nginx.conf" <<NGINX
-user root;
-worker_processes $(nproc);
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 100000;
-    default_type application/octet-stream;
-    client_body_temp_path $TMP/nginx;
-    proxy_temp_path $TMP/nginx;
-    fastcgi_temp_path $TMP/nginx;
-    uwsgi_temp_path $TMP/nginx;
-    scgi_temp_path $TMP/nginx;
-    server { listen 127.0.0.1:$nginx_port; root $TMP/files; }
-}
-NGINX
-nginx -c "$TMP/nginx/nginx.conf"
-trap 'kill $(cat "$TMP/nginx/nginx.pid") 2>/dev/null; cleanup' EXIT
-NGINX_URL=http://127.0.0.1:$nginx_port
+start_nginx "$TMP/files"
 
 # The narinfo URLs of every path (hits) and of absent paths (misses).
 for p in "${paths[@]}"; do basename "$p" | cut -c1-32; done > "$TMP/hashes"
@@ -81,12 +58,12 @@ nginx_nar=$NGINX_URL/$(sed -n 's/^URL: //p' "$TMP/files/$bh.narinfo")
 nar_mb=$(( $(nix path-info --json "$big" | jq '.[0].narSize') / 1000000 ))
 
 printf '%-34s %12s %12s %8s\n' "benchmark (${secs}s each, $(nproc) cores)" larder nginx ratio
-for c in 1 16; do
+for c in 1 64; do
     l=$(rps "$LARDER_URL" $c); n=$(rps "$NGINX_URL" $c)
     printf '%-34s %12.0f %12.0f %7sx\n' "narinfo hits, $c conn (req/s)" "$l" "$n" "$(ratio "$l" "$n")"
 done
-l=$(rps "$LARDER_URL" 16 miss); n=$(rps "$NGINX_URL" 16 miss)
-printf '%-34s %12.0f %12.0f %7sx\n' "narinfo misses, 16 conn (req/s)" "$l" "$n" "$(ratio "$l" "$n")"
+l=$(rps "$LARDER_URL" 64 miss); n=$(rps "$NGINX_URL" 64 miss)
+printf '%-34s %12.0f %12.0f %7sx\n' "narinfo misses, 64 conn (req/s)" "$l" "$n" "$(ratio "$l" "$n")"
 for c in 1 16; do
     l=$(throughput "$larder_nar" $c); n=$(throughput "$nginx_nar" $c)
     printf '%-34s %12.0f %12.0f %7sx\n' "${nar_mb} MB NAR, $c conn (MB/s)" "$l" "$n" "$(ratio "$l" "$n")"

@@ -33,7 +33,7 @@ struct PushCommandOptions {
     std::vector<std::string> paths;
     bool from_stdin = false;
     bool json_output = false;
-    unsigned jobs = 4;
+    unsigned jobs = 8;
     unsigned retries = 4;
     std::string compression = "chunks";
     // watch-store

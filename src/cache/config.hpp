@@ -46,6 +46,8 @@ struct Config {
     // Threads compressing and storing upload chunks, for all uploads
     // together (each upload keeps up to NarUpload::k_bytes_in_flight busy).
     unsigned upload_threads = 16;
+    // Chunk bytes being compressed and stored for all uploads together.
+    uint64_t upload_memory = 48 << 20;
     // How long a replica may answer from memory: cache settings and found
     // narinfos (positive), and absent ones (negative). 0 disables.
     std::chrono::milliseconds lookup_ttl{5000};

@@ -80,7 +80,8 @@ Result<void> check_cache_name(std::string_view name) {
 }
 
 CacheService::CacheService(Config config, db::MetadataStore& db, blob::BlobStore& blobs)
-    : m_config(std::move(config)), m_db(db), m_blobs(blobs), m_upload_pool(m_config.upload_threads) {}
+    : m_config(std::move(config)), m_db(db), m_blobs(blobs), m_upload_pool(m_config.upload_threads),
+      m_upload_budget(static_cast<int64_t>(m_config.upload_memory)) {}
 
 Result<db::CacheRow> CacheService::create_cache(std::string_view name, const CacheSettings& s) {
     TRY(check_cache_name(name));
@@ -109,6 +110,16 @@ Result<db::CacheRow> CacheService::cache(std::string_view name) {
     }
     if (!*memo) return fail(ErrorCode::not_found, fmt::format("no cache named '{}'", printable(name, 64)));
     return **memo;
+}
+
+std::optional<std::optional<db::CacheRow>> CacheService::remembered_cache(std::string_view name) const {
+    if (!is_valid_cache_name(name)) return std::optional<db::CacheRow>();
+    return m_caches.get(std::string(name));
+}
+
+std::optional<std::optional<std::string>> CacheService::remembered_narinfo(const db::CacheRow& cache,
+                                                                           std::string_view hash_part) const {
+    return m_narinfos.get(fmt::format("{}/{}", cache.id, hash_part));
 }
 
 void CacheService::forget_cache(std::string_view name) {
@@ -265,7 +276,7 @@ Result<std::unique_ptr<NarUpload>> CacheService::begin_upload(const db::CacheRow
                                 "names them; '{}' is not",
                                 printable(file)));
     return std::make_unique<NarUpload>(m_config, m_db, m_blobs, name.compression, name.file_hash, false,
-                                       dedup_scope(cache), &m_upload_pool);
+                                       dedup_scope(cache), &m_upload_pool, &m_upload_budget);
 }
 
 Result<std::unique_ptr<Source>> CacheService::open_uploaded_nar(const db::CacheRow& cache, std::string_view file) {
@@ -434,7 +445,7 @@ Result<std::unique_ptr<NarUpload>> CacheService::begin_push(const db::CacheRow& 
     if (pushed.chunk_frames && method != codec::Method::zstd)
         return fail(ErrorCode::invalid_input, "chunk frames must be zstd (Compression: zstd)");
     return std::make_unique<NarUpload>(m_config, m_db, m_blobs, method, std::nullopt, pushed.chunk_frames,
-                                       dedup_scope(cache), &m_upload_pool);
+                                       dedup_scope(cache), &m_upload_pool, &m_upload_budget);
 }
 
 Result<void> CacheService::commit_push(const db::CacheRow& cache, const PushedPath& pushed, const NarUpload& upload) {

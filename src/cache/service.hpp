@@ -62,6 +62,13 @@ public:
     // A new current key; every object is signed with it too, old signatures stay.
     Result<crypto::PublicKey> rotate_key(const db::CacheRow& cache);
 
+    // What the memo knows, for answering on an I/O thread: nullopt when
+    // finding out would take a database query; else the row or narinfo,
+    // or nullopt inside for a known absence.
+    std::optional<std::optional<db::CacheRow>> remembered_cache(std::string_view name) const;
+    std::optional<std::optional<std::string>> remembered_narinfo(const db::CacheRow& cache,
+                                                                 std::string_view hash_part) const;
+
     // The Nix binary cache protocol.
     std::string cache_info(const db::CacheRow& cache) const;
     Result<std::string> narinfo(const db::CacheRow& cache, std::string_view hash_part);
@@ -136,6 +143,7 @@ private:
     LookupCache<std::optional<std::string>> m_narinfos;  // by "<cache id>/<hash>"
     std::atomic<unsigned> m_transcodes{0};  // re-encoded downloads open now
     TaskPool m_upload_pool;                 // chunks of uploads: compress, put
+    std::atomic<int64_t> m_upload_budget;   // chunk bytes all uploads may have in flight
 };
 
 // Cache names: 1-64 of [a-z0-9._-], starting with a letter or digit, and not

@@ -46,9 +46,10 @@ private:
 
 NarUpload::NarUpload(const Config& config, db::MetadataStore& db, blob::BlobStore& blobs,
                      codec::Method received, std::optional<crypto::Hash> expected_file_hash, bool chunk_frames,
-                     std::optional<int64_t> dedup_within, TaskPool* pool)
+                     std::optional<int64_t> dedup_within, TaskPool* pool, std::atomic<int64_t>* shared_budget)
     : m_config(config), m_db(db), m_blobs(blobs), m_expected_file_hash(expected_file_hash),
-      m_chunk_frames(chunk_frames), m_dedup_within(dedup_within), m_pool(pool) {
+      m_chunk_frames(chunk_frames), m_dedup_within(dedup_within), m_pool(pool),
+      m_shared_budget(shared_budget) {
     m_nar_sink = std::make_unique<NarSink>(*this, !chunk_frames);
     if (!chunk_frames) {
         m_decompressor = codec::make_decompressor(received, *m_nar_sink);
@@ -66,6 +67,7 @@ NarUpload::~NarUpload() {
     // Chunks still being stored use the stores: wait for them.
     for (auto& c : m_in_flight)
         if (c.stored.valid()) c.stored.wait();
+    if (m_shared_budget) *m_shared_budget += static_cast<int64_t>(m_bytes_in_flight);
 }
 
 Result<void> NarUpload::write(std::string_view data) {
@@ -126,6 +128,13 @@ Result<NarUpload::StoredChunk> store(ChunkJob& job) {
 }  // namespace
 
 Result<void> NarUpload::store_chunk(std::string_view data, std::optional<std::string_view> frame) {
+    // Room for this chunk: within this upload's share, and the server's.
+    auto size = static_cast<int64_t>(data.size());
+    while (!m_in_flight.empty() && m_bytes_in_flight + data.size() > k_bytes_in_flight) TRY(take_chunk());
+    while (m_shared_budget && m_shared_budget->fetch_sub(size) < size && !m_in_flight.empty()) {
+        *m_shared_budget += size;
+        TRY(take_chunk());
+    }
     auto content_hash = crypto::to_base16(crypto::sha256(data));
     InFlight chunk;
     chunk.size = data.size();
@@ -147,7 +156,6 @@ Result<void> NarUpload::store_chunk(std::string_view data, std::optional<std::st
     ++m_submitted;
     m_bytes_in_flight += chunk.size;
     m_in_flight.push_back(std::move(chunk));
-    while (m_in_flight.size() > 1 && m_bytes_in_flight > k_bytes_in_flight) TRY(take_chunk());
     return ok();
 }
 
@@ -155,6 +163,7 @@ Result<void> NarUpload::take_chunk() {
     auto chunk = std::move(m_in_flight.front());
     m_in_flight.pop_front();
     m_bytes_in_flight -= chunk.size;
+    if (m_shared_budget) *m_shared_budget += static_cast<int64_t>(chunk.size);
     if (chunk.repeat_of) {
         m_chunks.push_back(m_chunks[*chunk.repeat_of]);
         return m_blobs.get(m_chunks.back().hash, m_file_hash);

@@ -8,6 +8,7 @@
 // half way leaves only unreferenced blobs.
 #pragma once
 
+#include <atomic>
 #include <deque>
 #include <future>
 #include <memory>
@@ -38,7 +39,8 @@ public:
     // and stored (nullptr: on the writing thread).
     NarUpload(const Config& config, db::MetadataStore& db, blob::BlobStore& blobs,
               codec::Method received, std::optional<crypto::Hash> expected_file_hash, bool chunk_frames = false,
-              std::optional<int64_t> dedup_within = std::nullopt, TaskPool* pool = nullptr);
+              std::optional<int64_t> dedup_within = std::nullopt, TaskPool* pool = nullptr,
+              std::atomic<int64_t>* shared_budget = nullptr);
     ~NarUpload() override;
 
     Result<void> write(std::string_view data) override;
@@ -47,7 +49,8 @@ public:
     const db::NarRow& nar() const { return m_nar; }
 
     // Chunk bytes of one upload being compressed and stored at once (at
-    // least one chunk).
+    // least one chunk); `shared_budget`, if given, bounds them for all
+    // uploads together (each may always have one chunk in flight).
     static constexpr size_t k_bytes_in_flight = 16 << 20;
 
     // A chunk as stored: its row (id 0 if new) and its stored bytes.
@@ -91,6 +94,7 @@ private:
     bool m_chunk_frames;
     std::optional<int64_t> m_dedup_within;
     TaskPool* m_pool;
+    std::atomic<int64_t>* m_shared_budget;
     db::NarRow m_nar;
 };
 

@@ -76,6 +76,21 @@ Result<void> Handler::require(const Prepared& p, std::string_view cache, Permiss
                             printable(cache, 64)));
 }
 
+std::optional<Response> Handler::answer_from_memory(const Request& request) {
+    if (!request.authorization.empty() || (request.method != Method::get && request.method != Method::head))
+        return std::nullopt;
+    auto r = route(request.target);
+    if (!r || (r->kind != RouteKind::narinfo && r->kind != RouteKind::cache_info)) return std::nullopt;
+    auto cache = m_service.remembered_cache(r->cache);
+    // Private, absent or not remembered: prepare() decides (and says the same for each).
+    if (!cache || !*cache || !(*cache)->is_public) return std::nullopt;
+    if (r->kind == RouteKind::cache_info) return ok_text(m_service.cache_info(**cache), "text/x-nix-cache-info");
+    auto text = m_service.remembered_narinfo(**cache, r->name);
+    if (!text) return std::nullopt;
+    if (!*text) return error_response(Error{ErrorCode::not_found, "no such path in this cache"});
+    return ok_text(std::move(**text), "text/x-nix-narinfo");
+}
+
 Result<Prepared> Handler::prepare(const Request& request) {
     TRY_ASSIGN(auto r, route(request.target));
     Prepared p{std::move(r), std::nullopt, {}, BodyKind::none, 0, request.authorization};

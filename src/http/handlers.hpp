@@ -45,6 +45,10 @@ public:
 
     const HandlerConfig& config() const { return m_config; }
 
+    // The hot anonymous reads of public caches (narinfo, nix-cache-info)
+    // when memory alone can answer them, exactly as handle() would; nullopt
+    // otherwise. Never waits, so it may run on an I/O thread.
+    std::optional<Response> answer_from_memory(const Request& request);
     // Routing, authentication and permission, from the headers alone.
     Result<Prepared> prepare(const Request& request);
     // Everything but a NAR upload's body.

@@ -9,6 +9,10 @@
 #include <boost/beast/ssl.hpp>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include <optional>
 #include <vector>
 
 namespace larder::http {
@@ -52,6 +56,53 @@ struct InFlight {
     ServerState& state;
 };
 
+// A job started on a pool from a coroutine and awaited later (after other
+// I/O): the coroutine's own executor is told when it is done. One job at a
+// time; result() must be awaited before the object goes away.
+template <class T>
+class Background {
+public:
+    explicit Background(asio::any_io_executor home) : m_home(home), m_done(home) {}
+
+    template <class F>
+    void start(asio::thread_pool* pool, F f) {
+        m_result.reset();
+        m_finished = false;
+        m_started = true;
+        m_done.expires_at(asio::steady_timer::time_point::max());
+        auto run = [this, f = std::move(f)]() mutable {
+            std::optional<T> r;
+            try {
+                r.emplace(f());
+            } catch (const std::exception& e) {
+                r.emplace(fail(ErrorCode::internal, fmt::format("exception: {}", e.what())));
+            }
+            asio::post(m_home, [this, r = std::move(r)]() mutable {
+                m_result = std::move(r);
+                m_finished = true;
+                m_done.cancel();
+            });
+        };
+        if (pool) asio::post(*pool, std::move(run));
+        else run();
+    }
+
+    bool started() const { return m_started; }
+
+    asio::awaitable<T> result() {
+        while (!m_finished) co_await m_done.async_wait(k_use_tuple);
+        m_started = false;
+        co_return std::move(*m_result);
+    }
+
+private:
+    asio::any_io_executor m_home;
+    asio::steady_timer m_done;
+    std::optional<T> m_result;
+    bool m_started = false;
+    bool m_finished = false;
+};
+
 template <class Stream>
 class Connection {
 public:
@@ -86,22 +137,18 @@ public:
         co_return false;
     }
 
-    // Reads the whole body, handing each piece to `consume`; an error from
-    // it stops the reading. Returns the error that ended it, if any.
-    // `consume` returns an awaitable, so it may hand the piece to a worker.
-    template <class F>
-    asio::awaitable<Result<void>> read_body(bhttp::request_parser<bhttp::buffer_body>& parser, uint64_t limit,
-                                            F&& consume) {
-        std::vector<char> buf(k_piece);
-        uint64_t total = 0;
-        // body_timeout is an idle timeout (reset whenever bytes arrive);
-        // request_deadline bounds the whole body, however it trickles (L3).
-        auto deadline = std::chrono::steady_clock::now() + m_config.request_deadline;
-        while (!parser.is_done()) {
+    // Reads body bytes into `buf` until it is full or the body ends; returns
+    // how many. Limits: `limit` bytes in all (counted in `total`), the idle
+    // body_timeout, and the request deadline however the body trickles (L3).
+    asio::awaitable<Result<size_t>> fill(bhttp::request_parser<bhttp::buffer_body>& parser, std::vector<char>& buf,
+                                         uint64_t& total, uint64_t limit,
+                                         std::chrono::steady_clock::time_point deadline) {
+        size_t filled = 0;
+        while (filled < buf.size() && !parser.is_done()) {
             if (std::chrono::steady_clock::now() > deadline)
                 co_return fail(ErrorCode::request_timeout, "the request body took longer than the server allows");
-            parser.get().body().data = buf.data();
-            parser.get().body().size = buf.size();
+            parser.get().body().data = buf.data() + filled;
+            parser.get().body().size = buf.size() - filled;
             beast::get_lowest_layer(m_stream).expires_after(m_config.body_timeout);
             auto [ec, n] = co_await bhttp::async_read_some(m_stream, m_buffer, parser, k_use_tuple);
             if (ec == bhttp::error::need_buffer) ec = {};
@@ -110,14 +157,55 @@ public:
             if (ec == bhttp::error::buffer_overflow)
                 co_return fail(ErrorCode::too_large, "a chunk-size line or trailer of the request is too long");
             if (ec) co_return fail(ErrorCode::invalid_input, "request body incomplete: " + ec.message());
-            size_t got = buf.size() - parser.get().body().size;
+            size_t got = buf.size() - filled - parser.get().body().size;
+            filled += got;
             total += got;
             if (total > limit)
                 co_return fail(ErrorCode::too_large, fmt::format("request body over the limit of {} bytes", limit));
-            auto r = co_await consume(std::string_view(buf.data(), got));
-            if (!r) co_return r;
+        }
+        co_return filled;
+    }
+
+    // Reads a small body whole into `body`.
+    asio::awaitable<Result<void>> read_body(bhttp::request_parser<bhttp::buffer_body>& parser, uint64_t limit,
+                                            std::string& body) {
+        std::vector<char> buf(k_piece);
+        uint64_t total = 0;
+        auto deadline = std::chrono::steady_clock::now() + m_config.request_deadline;
+        while (!parser.is_done()) {
+            auto n = co_await fill(parser, buf, total, limit, deadline);
+            if (!n) co_return Failure{std::move(n).error()};
+            body.append(buf.data(), *n);
         }
         co_return ok();
+    }
+
+    // Streams an upload body into `sink` on the workers, 1 MiB at a time,
+    // reading the next piece from the socket while a worker takes the last.
+    // Returns the first error of either.
+    asio::awaitable<Result<void>> read_upload(bhttp::request_parser<bhttp::buffer_body>& parser, uint64_t limit,
+                                              Sink& sink) {
+        std::vector<char> reading(k_piece), writing(k_piece);
+        uint64_t total = 0;
+        auto deadline = std::chrono::steady_clock::now() + m_config.request_deadline;
+        Background<Result<void>> written(co_await asio::this_coro::executor);
+        Result<void> r = ok();
+        while (r && !parser.is_done()) {
+            auto n = co_await fill(parser, reading, total, limit, deadline);
+            if (written.started()) {
+                auto w = co_await written.result();
+                if (!w) r = std::move(w);
+            }
+            if (!n && r) r = Failure{std::move(n).error()};
+            if (!r) break;
+            std::swap(reading, writing);
+            written.start(workers(), [&sink, piece = std::string_view(writing.data(), *n)] { return sink.write(piece); });
+        }
+        if (written.started()) {
+            auto w = co_await written.result();
+            if (!w && r) r = std::move(w);
+        }
+        co_return r;
     }
 
     asio::awaitable<void> send_continue(unsigned version) {
@@ -261,6 +349,7 @@ private:
         auto& msg = parser.get();
         bool expects_continue = beast::iequals(header(msg, bhttp::field::expect), "100-continue");
         unsigned version = msg.version();
+        if (auto quick = m_handler.answer_from_memory(request)) co_return std::move(*quick);
         // One trip to a worker for a request without a body (most of them).
         std::optional<Response> answered;
         auto prepared = co_await offload(workers(), [&] {
@@ -278,10 +367,7 @@ private:
                                                                              *length, limit)});
         if (prepared->body == BodyKind::small) {
             if (expects_continue) co_await send_continue(version);
-            auto r = co_await read_body(parser, limit, [&](std::string_view piece) -> asio::awaitable<Result<void>> {
-                request.body.append(piece);
-                co_return ok();
-            });
+            auto r = co_await read_body(parser, limit, request.body);
             body_read = r.ok();
             if (!r) co_return error_response(r.error());
             co_return co_await offload(workers(), handle);
@@ -290,9 +376,7 @@ private:
         if (!upload) co_return error_response(upload.error());
         if (expects_continue) co_await send_continue(version);
         auto& sink = **upload;
-        auto r = co_await read_body(parser, limit, [&](std::string_view piece) -> asio::awaitable<Result<void>> {
-            co_return co_await offload(workers(), [&] { return sink.write(piece); });
-        });
+        auto r = co_await read_upload(parser, limit, sink);
         body_read = parser.is_done();
         if (r) r = co_await offload(workers(), [&] { return sink.finish(); });
         if (!r) co_return error_response(r.error());

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Uploads, each against a baseline measured in the same run, medium closure:
+#  - plain `nix copy --to http://…?compression=zstd` into Larder (local disk)
+#    vs into nginx's WebDAV (dav_methods PUT, a nix-cache-info in its root);
+#  - `larder push` to Larder on S3 20 ms away (radosgw behind
+#    tests/peers/delay_proxy.py) vs `larder push` to Larder on local disk;
+#  - narinfo p99 while the closure's largest NAR is uploaded with plain Nix;
+#  - Larder's peak RSS through all of it.
+#   bench/upload.sh [DELAY_MS]   (needs nginx and wrk: scripts/deps.sh --bench)
+delay=${1:-20}
+source "$(dirname "$0")/lib.sh"
+mapfile -t paths < <(nix-store -qR "$root")
+seconds() { local s; s=$(date +%s.%N); "$@" > /dev/null 2>&1 || fail "$* failed"; echo "$(date +%s.%N) - $s" | bc -l; }
+ratio() { echo "scale=2; $1 / $2" | bc -l; }
+hwm() { awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$SERVER_PID/status"; }
+
+# nginx with WebDAV PUT.
+mkdir -p "$TMP/dav"
+printf 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n' > "$TMP/dav/nix-cache-info"
+start_nginx "$TMP/dav" "dav_methods PUT; create_full_put_path on;"
+
+larder_with() {  # DATA-DIR [storage URL]: (re)start larder, request logs on
+    [ -n "${SERVER_PID:-}" ] && stop_server
+    { [ -n "${2:-}" ] && printf 'storage = "%s"\n' "$2"
+      printf 'log_requests = true\n'
+      [ -n "${2:-}" ] && printf '[s3]\naccess_key_id = "%s"\nsecret_access_key = "%s"\n' "$S3_ACCESS_KEY" "$S3_SECRET_KEY"
+    } > "$TMP/larder.toml"
+    chmod 600 "$TMP/larder.toml"
+    start_server "$1" --config "$TMP/larder.toml"
+    printf 'machine 127.0.0.1 password %s\n' "$ADMIN_TOKEN" > "$TMP/netrc"
+}
+
+printf '%-50s %9s %9s %8s\n' "benchmark ($(nproc) cores)" larder baseline ratio
+peak=0
+note_peak() { local r; r=$(hwm); [ "$r" -gt "$peak" ] && peak=$r; true; }
+
+# 1. Plain nix copy.
+larder_with "$TMP/plain"
+l=$(seconds nix copy --option netrc-file "$TMP/netrc" --to "$URL/main?compression=zstd" "$root")
+n=$(seconds nix copy --to "$NGINX_URL?compression=zstd" "$root")
+printf '%-50s %8.2fs %8.2fs %7sx\n' "nix copy (${#paths[@]} paths) vs nginx WebDAV" "$l" "$n" "$(ratio "$l" "$n")"
+
+# 2. narinfo p99 while the largest NAR goes up with plain Nix (into a second cache).
+big=$(nix path-info --json "${paths[@]}" | jq -r 'max_by(.narSize) | .path')
+big_mb=$(( $(nix path-info --json "$big" | jq '.[0].narSize') / 1000000 ))
+h0=$(basename "${paths[0]}" | cut -c1-32)
+"$LARDER" cache create other --server "$URL" --token "$ADMIN_TOKEN" > /dev/null
+cat > "$TMP/one.lua" <<LUA
+request = function() return wrk.format("GET", "/main/$h0.narinfo", {["Authorization"] = "Bearer $ADMIN_TOKEN"}) end
+LUA
+p99() { wrk -t 1 -c 4 -d "$1" --latency -s "$TMP/one.lua" "$URL" | awk '$1 == "99%" {
+    v = $2; if (v ~ /us$/) n = v / 1000; else if (v ~ /ms$/) n = v + 0; else n = v * 1000; print n }'; }
+idle=$(p99 3s)
+nix copy --option netrc-file "$TMP/netrc" --to "$URL/other?compression=zstd" "$big" 2> /dev/null &
+copy_pid=$!
+sleep 0.3
+busy=$(p99 2s)
+wait "$copy_pid" || fail "uploading the largest NAR"
+printf '%-50s %8.1fms %8.1fms\n' "narinfo p99: during a $big_mb MB nix copy / idle" "$busy" "$idle"
+note_peak
+
+# 3. larder push: S3 ${delay} ms away vs local disk.
+larder_with "$TMP/local"
+l=$(seconds "$LARDER" push main "$root" --server "$URL" --token "$ADMIN_TOKEN")
+note_peak
+ceph_s3_start "$TMP/ceph" || fail "could not start radosgw"
+ceph_s3_proxy proxy "$delay"
+larder_with "$TMP/s3" "s3://$S3_BUCKET/push?endpoint=$proxy&region=$S3_REGION"
+s=$(seconds "$LARDER" push main "$root" --server "$URL" --token "$ADMIN_TOKEN")
+note_peak
+printf '%-50s %8.2fs %8.2fs %7sx\n' "larder push to S3 +$delay ms vs to local disk" "$s" "$l" "$(ratio "$s" "$l")"
+printf '%-50s %7d MB\n' "larder peak RSS (largest of the servers above)" "$peak"
+for log in "$TMP"/{plain,local,s3}/serve.log; do assert_no_5xx "$log"; done
