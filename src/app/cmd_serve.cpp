@@ -118,6 +118,7 @@ Result<void> serve(const ServeOptions& o) {
     spdlog::info("metadata: {}; storage: {}", db::redact_url(config.database), blobs->describe());
     return http::run_server(config.server, handler, [&](const std::string& url) {
         spdlog::info("listening on {}", url);
+        spdlog::default_logger()->flush();  // scripts wait for this line
         print_instructions(url, config, service);
     });
 }

@@ -27,26 +27,41 @@ public:
     SequentialRanges(BlobStore& blobs, std::vector<BlobRange> ranges) : m_blobs(blobs), m_ranges(std::move(ranges)) {}
 
     Result<size_t> read(char* buf, size_t len) override {
-        for (;;) {
-            if (!m_current) {
-                if (m_next == m_ranges.size()) return size_t{0};
-                const auto& r = m_ranges[m_next++];
-                TRY_ASSIGN(m_current, m_blobs.open(r.key, r.offset, r.length));
-                m_left = r.length;
-            }
-            if (m_left == 0) {
-                m_current.reset();
-                continue;
-            }
-            TRY_ASSIGN(size_t n, m_current->read(buf, static_cast<size_t>(std::min<uint64_t>(len, m_left))));
-            if (n == 0) return fail(ErrorCode::corrupt, fmt::format("blob '{}' is shorter than recorded",
-                                                                    m_ranges[m_next - 1].key));
-            m_left -= n;
-            return n;
-        }
+        TRY_ASSIGN(bool more, next());
+        if (!more) return size_t{0};
+        TRY_ASSIGN(size_t n, m_current->read(buf, static_cast<size_t>(std::min<uint64_t>(len, m_left))));
+        if (n == 0) return shorter();
+        m_left -= n;
+        return n;
+    }
+
+    Result<std::optional<FileRegion>> take_file_region(size_t max) override {
+        TRY_ASSIGN(bool more, next());
+        if (!more) return std::optional<FileRegion>(FileRegion{-1, 0, 0});
+        TRY_ASSIGN(auto region, m_current->take_file_region(static_cast<size_t>(std::min<uint64_t>(max, m_left))));
+        if (!region) return region;
+        if (region->length == 0) return shorter();
+        m_left -= region->length;
+        return region;
     }
 
 private:
+    // Opens the next range with bytes left; false at the end.
+    Result<bool> next() {
+        while (!m_current || m_left == 0) {
+            m_current.reset();
+            if (m_next == m_ranges.size()) return false;
+            const auto& r = m_ranges[m_next++];
+            TRY_ASSIGN(m_current, m_blobs.open(r.key, r.offset, r.length));
+            m_left = r.length;
+        }
+        return true;
+    }
+
+    Failure shorter() const {
+        return fail(ErrorCode::corrupt, fmt::format("blob '{}' is shorter than recorded", m_ranges[m_next - 1].key));
+    }
+
     BlobStore& m_blobs;
     std::vector<BlobRange> m_ranges;
     size_t m_next = 0;

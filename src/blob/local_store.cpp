@@ -43,6 +43,14 @@ public:
         }
     }
 
+    Result<std::optional<FileRegion>> take_file_region(size_t max) override {
+        auto n = static_cast<size_t>(std::min<uint64_t>(max, m_left));
+        FileRegion region{m_fd.get(), m_offset, n};
+        m_offset += n;
+        m_left -= n;
+        return std::optional<FileRegion>(region);
+    }
+
 private:
     UniqueFd m_fd;
     fs::path m_path;

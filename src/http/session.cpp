@@ -12,7 +12,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include <sys/sendfile.h>
+
+#include <cerrno>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 namespace larder::http {
@@ -246,6 +250,9 @@ public:
         res.body().more = true;
         bhttp::response_serializer<bhttp::buffer_body> sr{res};
         if (auto [ec, n] = co_await bhttp::async_write_header(m_stream, sr, k_use_tuple); ec) co_return false;
+        if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+            if (length) co_return co_await send_raw(*r.stream, *length);
+        }
         std::vector<char> buf(k_piece);
         uint64_t left = length.value_or(UINT64_MAX);
         while (left > 0) {
@@ -264,6 +271,68 @@ public:
             auto [ec, w] = co_await bhttp::async_write(m_stream, sr, k_use_tuple);
             if (ec == bhttp::error::need_buffer) ec = {};
             if (ec) co_return false;
+        }
+        co_return true;
+    }
+
+    // A body of known length after its header, straight to the socket:
+    // bytes of local files with sendfile (no copy through this process),
+    // anything else read on the stream workers. Plain TCP only.
+    asio::awaitable<bool> send_raw(Source& stream, uint64_t left) {
+        auto& socket = beast::get_lowest_layer(m_stream).socket();
+        boost::system::error_code ec;
+        socket.native_non_blocking(true, ec);
+        std::vector<char> buf;
+        auto failed = [&](std::string_view why) {
+            spdlog::error("reading a NAR for {} failed: {}", m_remote, why);
+            return false;  // the client sees a short body and retries with Range
+        };
+        while (left > 0) {
+            auto region = stream.take_file_region(static_cast<size_t>(std::min<uint64_t>(left, 4 * k_piece)));
+            if (!region) co_return failed(region.error().message);
+            if (*region) {
+                if ((*region)->length == 0) co_return failed("ended early");
+                if (!co_await send_file(socket, **region)) co_return false;
+                left -= (*region)->length;
+                continue;
+            }
+            buf.resize(k_piece);
+            auto want = static_cast<size_t>(std::min<uint64_t>(buf.size(), left));
+            auto n = co_await offload(m_state ? m_state->streams : nullptr, [&] { return stream.read(buf.data(), want); });
+            if (!n) co_return failed(n.error().message);
+            if (*n == 0) co_return failed("ended early");
+            beast::get_lowest_layer(m_stream).expires_after(m_config.send_timeout);
+            auto [e, w] = co_await asio::async_write(m_stream, asio::buffer(buf.data(), *n), k_use_tuple);
+            if (e) co_return false;
+            left -= *n;
+        }
+        co_return true;
+    }
+
+    // sendfile() of a whole region to a non-blocking socket, waiting (up to
+    // the send timeout each time) while the socket is full.
+    asio::awaitable<bool> send_file(asio::ip::tcp::socket& socket, FileRegion region) {
+        auto offset = static_cast<off_t>(region.offset);
+        size_t left = region.length;
+        while (left > 0) {
+            ssize_t n = ::sendfile(socket.native_handle(), region.fd, &offset, left);
+            if (n > 0) {
+                left -= static_cast<size_t>(n);
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n == 0 || errno != EAGAIN) {
+                if (n == 0) spdlog::error("a stored file for {} is shorter than recorded", m_remote);
+                co_return false;
+            }
+            asio::steady_timer timeout(socket.get_executor());
+            timeout.expires_after(m_config.send_timeout);
+            timeout.async_wait([&socket](boost::system::error_code e) {
+                if (!e) socket.cancel();
+            });
+            auto [e] = co_await socket.async_wait(asio::ip::tcp::socket::wait_write, k_use_tuple);
+            timeout.cancel();
+            if (e) co_return false;
         }
         co_return true;
     }

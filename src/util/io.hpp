@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -11,11 +13,24 @@
 
 namespace larder {
 
+// Bytes of an open file, for sendfile().
+struct FileRegion {
+    int fd;
+    uint64_t offset;
+    size_t length;
+};
+
 class Source {
 public:
     virtual ~Source() = default;
     // Reads up to `len` bytes into `buf`; 0 means end of stream.
     virtual Result<size_t> read(char* buf, size_t len) = 0;
+    // The next up to `max` bytes as a region of an open file, consumed as if
+    // read; the fd stays open until the next call. nullopt when they are not
+    // a file's (then read()); a length of 0 at the end of the stream.
+    virtual Result<std::optional<FileRegion>> take_file_region(size_t /*max*/) {
+        return std::optional<FileRegion>();
+    }
 };
 
 class Sink {

@@ -7,9 +7,9 @@
 
 namespace larder {
 
-// `level`: trace, debug, info, warn, error, off. Lines are formatted by the
-// caller and written by a logging thread, so a slow stderr (a pipe to
-// journald) never holds up a request; stop_logging() flushes them.
+// `level`: trace, debug, info, warn, error, off. Lines are buffered and
+// written when 64 KiB gather, at each warning or error, and every 50 ms, so
+// request logs cost no system call each; stop_logging() writes what is left.
 Result<void> setup_logging(std::string_view level);
 void stop_logging();
 

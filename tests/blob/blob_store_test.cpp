@@ -82,6 +82,31 @@ TEST_P(BlobStoreTest, PutGetRangesListRemove) {
     EXPECT_FALSE(m_store->put("../etc", "x"));
 }
 
+// A stored NAR is its chunks' ranges, read as one stream (S3: fetched ahead
+// in parallel, pieces of at most 4 MiB).
+TEST_P(BlobStoreTest, RangesReadAsOneStream) {
+    auto a = random_bytes(5 << 20, 3), b = random_bytes(200000, 4);
+    ASSERT_TRUE(m_store->put("rng-a", a));
+    ASSERT_TRUE(m_store->put("rng-b", b));
+    std::vector<BlobRange> ranges{{"rng-b", 10, 1000}, {"rng-a", 0, 0}, {"rng-a", 3, a.size() - 3}, {"rng-b", 0, b.size()}};
+    for (int i = 0; i < 20; ++i) ranges.push_back({"rng-b", static_cast<uint64_t>(i) * 5000, 5000});
+    std::string expected = b.substr(10, 1000) + a.substr(3) + b;
+    for (int i = 0; i < 20; ++i) expected += b.substr(static_cast<size_t>(i) * 5000, 5000);
+    auto all = m_store->open_ranges(ranges);
+    EXPECT_TRUE(read_all(*all) == expected);
+    // A missing blob fails the read that reaches it, never a short success.
+    auto broken = m_store->open_ranges({{"rng-b", 0, 100}, {"rng-gone", 0, 100}});
+    StringSink sink;
+    EXPECT_FALSE(copy(*broken, sink));
+    // A reader that stops early leaves nothing behind to wait for.
+    auto abandoned = m_store->open_ranges(ranges);
+    char buf[10];
+    EXPECT_TRUE(abandoned->read(buf, sizeof buf));
+    abandoned.reset();
+    ASSERT_TRUE(m_store->remove("rng-a"));
+    ASSERT_TRUE(m_store->remove("rng-b"));
+}
+
 TEST_P(BlobStoreTest, LargeBlobsGoUpInParts) {
     auto data = random_bytes((64u << 20) + 12345, 2);  // over the multipart threshold
     ASSERT_TRUE(m_store->put("big000", data));

@@ -9,7 +9,7 @@ export LARDER_SERVER=$URL LARDER_TOKEN=$ADMIN_TOKEN
 printf 'machine 127.0.0.1 password %s\n' "$ADMIN_TOKEN" > "$TMP/netrc"
 export NIX_CONFIG="$NIX_CONFIG"$'\n'"netrc-file = $TMP/netrc"
 KEY=$(curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/api/v1/caches/main" | json_field public_key)
-requests() { grep -c ' /main/\| /api/v1/caches/main' "$TMP/data/serve.log" || true; }
+requests() { sleep 0.1; grep -c ' /main/\| /api/v1/caches/main' "$TMP/data/serve.log" || true; }
 visible() { status_anon -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/main/$(basename "$1" | cut -c1-32).narinfo"; }
 
 # 1. Push the small corpus; substitute it back with only the cache's key trusted.
