@@ -5,6 +5,7 @@
 # tests/peers/delay_proxy.py adding DELAY ms per request (0 and 20 by
 # default). Also narinfo p99 while 16 NARs stream from S3, and Larder's peak RSS.
 #   bench/s3_serve.sh [DELAY_MS...]   (needs wrk: scripts/deps.sh --bench)
+#   READ_AHEAD=N CONNECTIONS=N: [s3] settings to try (default 8 and 32)
 delays=("$@")
 [ ${#delays[@]} -gt 0 ] || delays=(0 20)
 source "$(dirname "$0")/lib.sh"
@@ -27,6 +28,8 @@ log_requests = true
 [s3]
 access_key_id = "$S3_ACCESS_KEY"
 secret_access_key = "$S3_SECRET_KEY"
+read_ahead = ${READ_AHEAD:-8}
+connections = ${CONNECTIONS:-32}
 TOML
     chmod 600 "$TMP/larder.toml"
     start_server "$TMP/larder" --config "$TMP/larder.toml"

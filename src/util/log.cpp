@@ -20,6 +20,9 @@ namespace {
 // not a write() (nor, as with spdlog's async logger, a thread wake-up).
 // Flushed when full, at every warning or error, and every 50 ms.
 class BufferedStderrSink : public spdlog::sinks::base_sink<std::mutex> {
+public:
+    ~BufferedStderrSink() override { flush_(); }
+
 protected:
     void sink_it_(const spdlog::details::log_msg& msg) override {
         spdlog::memory_buf_t formatted;
@@ -92,7 +95,8 @@ Result<void> setup_logging(std::string_view level) {
 
 void stop_logging() {
     g_flusher.stop();
-    spdlog::shutdown();  // flushes
+    if (auto logger = spdlog::default_logger()) logger->flush();
+    spdlog::shutdown();
 }
 
 }  // namespace larder
