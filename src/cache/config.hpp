@@ -45,7 +45,7 @@ struct Config {
     unsigned max_transcodes = 4;
     // Threads compressing and storing upload chunks, for all uploads
     // together (each upload keeps up to NarUpload::k_bytes_in_flight busy).
-    unsigned upload_threads = 16;
+    unsigned upload_threads = 32;
     // Chunk bytes being compressed and stored for all uploads together.
     uint64_t upload_memory = 48 << 20;
     // How long a replica may answer from memory: cache settings and found
