@@ -141,7 +141,7 @@ Result<void> NarUpload::store_chunk(std::string_view data, std::optional<std::st
     if (auto seen = m_seen.find(content_hash); seen != m_seen.end()) {
         chunk.repeat_of = seen->second;
     } else {
-        m_seen.emplace(content_hash, m_submitted);
+        m_seen.emplace(content_hash, m_chunks.size() + m_in_flight.size());
         auto job = std::make_shared<ChunkJob>(ChunkJob{m_db, m_blobs, m_config.zstd_level, m_dedup_within,
                                                        std::string(data), std::nullopt, std::move(content_hash)});
         if (frame) job->frame.emplace(*frame);
@@ -153,7 +153,6 @@ Result<void> NarUpload::store_chunk(std::string_view data, std::optional<std::st
             chunk.stored = done.get_future();
         }
     }
-    ++m_submitted;
     m_bytes_in_flight += chunk.size;
     m_in_flight.push_back(std::move(chunk));
     return ok();

@@ -88,7 +88,6 @@ private:
     std::vector<db::ChunkRow> m_chunks;
     std::vector<size_t> m_new_chunks;  // indexes in m_chunks
     std::unordered_map<std::string, size_t> m_seen;  // content hash -> index of its first chunk
-    size_t m_submitted = 0;
     std::deque<InFlight> m_in_flight;
     size_t m_bytes_in_flight = 0;
     bool m_chunk_frames;

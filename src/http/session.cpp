@@ -250,23 +250,16 @@ public:
         res.body().more = true;
         bhttp::response_serializer<bhttp::buffer_body> sr{res};
         if (auto [ec, n] = co_await bhttp::async_write_header(m_stream, sr, k_use_tuple); ec) co_return false;
-        if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
-            if (length) co_return co_await send_raw(*r.stream, *length);
-        }
+        if (length) co_return co_await send_raw(*r.stream, *length);
+        // Unknown length (re-encoded downloads): chunked, to the stream's end.
         std::vector<char> buf(k_piece);
-        uint64_t left = length.value_or(UINT64_MAX);
-        while (left > 0) {
-            auto want = static_cast<size_t>(std::min<uint64_t>(buf.size(), left));
-            auto n = co_await offload(m_state ? m_state->streams : nullptr,
-                                      [&] { return r.stream->read(buf.data(), want); });
-            if (!n || (*n == 0 && length)) {
-                spdlog::error("reading a NAR for {} failed: {}", m_remote, n ? "ended early" : n.error().message);
-                co_return false;  // the client sees a short body and retries with Range
-            }
-            left = *n == 0 ? 0 : left - *n;
-            res.body().data = *n ? buf.data() : nullptr;
+        for (bool more = true; more;) {
+            auto n = co_await read_stream(*r.stream, buf, buf.size());
+            if (!n) co_return false;
+            more = *n > 0;
+            res.body().data = more ? buf.data() : nullptr;
             res.body().size = *n;
-            res.body().more = left > 0;
+            res.body().more = more;
             beast::get_lowest_layer(m_stream).expires_after(m_config.send_timeout);
             auto [ec, w] = co_await bhttp::async_write(m_stream, sr, k_use_tuple);
             if (ec == bhttp::error::need_buffer) ec = {};
@@ -275,32 +268,41 @@ public:
         co_return true;
     }
 
-    // A body of known length after its header, straight to the socket:
-    // bytes of local files with sendfile (no copy through this process),
-    // anything else read on the stream workers. Plain TCP only.
+    // One read of a response stream on the stream workers; nullopt (logged)
+    // if it failed. The client then sees a short body and retries with Range.
+    asio::awaitable<std::optional<size_t>> read_stream(Source& stream, std::vector<char>& buf, uint64_t want) {
+        auto len = static_cast<size_t>(std::min<uint64_t>(buf.size(), want));
+        auto n = co_await offload(m_state ? m_state->streams : nullptr, [&] { return stream.read(buf.data(), len); });
+        if (n) co_return *n;
+        read_failed(n.error().message);
+        co_return std::nullopt;
+    }
+
+    // A response stream that fails after its header: the connection closes.
+    bool read_failed(std::string_view why) {
+        spdlog::error("reading a NAR for {} failed: {}", m_remote, why);
+        return false;
+    }
+
+    // A body of known length after its header, straight to the stream:
+    // bytes of local files with sendfile on plain TCP (no copy through this
+    // process), anything else read on the stream workers.
     asio::awaitable<bool> send_raw(Source& stream, uint64_t left) {
-        auto& socket = beast::get_lowest_layer(m_stream).socket();
-        boost::system::error_code ec;
-        socket.native_non_blocking(true, ec);
-        std::vector<char> buf;
-        auto failed = [&](std::string_view why) {
-            spdlog::error("reading a NAR for {} failed: {}", m_remote, why);
-            return false;  // the client sees a short body and retries with Range
-        };
+        std::vector<char> buf(k_piece);
         while (left > 0) {
-            auto region = stream.take_file_region(static_cast<size_t>(std::min<uint64_t>(left, 4 * k_piece)));
-            if (!region) co_return failed(region.error().message);
-            if (*region) {
-                if ((*region)->length == 0) co_return failed("ended early");
-                if (!co_await send_file(socket, **region)) co_return false;
-                left -= (*region)->length;
-                continue;
+            if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+                auto region = stream.take_file_region(static_cast<size_t>(std::min<uint64_t>(left, 4 * k_piece)));
+                if (!region) co_return read_failed(region.error().message);
+                if (*region) {
+                    if ((*region)->length == 0) co_return read_failed("it ended early");
+                    if (!co_await send_file(**region)) co_return false;
+                    left -= (*region)->length;
+                    continue;
+                }
             }
-            buf.resize(k_piece);
-            auto want = static_cast<size_t>(std::min<uint64_t>(buf.size(), left));
-            auto n = co_await offload(m_state ? m_state->streams : nullptr, [&] { return stream.read(buf.data(), want); });
-            if (!n) co_return failed(n.error().message);
-            if (*n == 0) co_return failed("ended early");
+            auto n = co_await read_stream(stream, buf, left);
+            if (!n) co_return false;
+            if (*n == 0) co_return read_failed("it ended early");
             beast::get_lowest_layer(m_stream).expires_after(m_config.send_timeout);
             auto [e, w] = co_await asio::async_write(m_stream, asio::buffer(buf.data(), *n), k_use_tuple);
             if (e) co_return false;
@@ -311,7 +313,10 @@ public:
 
     // sendfile() of a whole region to a non-blocking socket, waiting (up to
     // the send timeout each time) while the socket is full.
-    asio::awaitable<bool> send_file(asio::ip::tcp::socket& socket, FileRegion region) {
+    asio::awaitable<bool> send_file(FileRegion region) {
+        auto& socket = beast::get_lowest_layer(m_stream).socket();
+        boost::system::error_code ignored;
+        socket.native_non_blocking(true, ignored);
         auto offset = static_cast<off_t>(region.offset);
         size_t left = region.length;
         while (left > 0) {

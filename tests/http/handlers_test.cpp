@@ -117,3 +117,45 @@ TEST_F(HandlerTest, ServerErrorsSayNothingInternal) {
     EXPECT_NE(text.find("request id ab-1"), std::string::npos);
     EXPECT_EQ(text.find("injected"), std::string::npos);
 }
+
+// Anonymous reads of a public cache that the memo can answer are answered on
+// the I/O thread, exactly as handle() answers them; anything else is left to
+// prepare() (a token, a private cache, something not yet remembered).
+TEST_F(HandlerTest, MemoryAnswersMatchHandlerAnswers) {
+    cache::CacheSettings settings;
+    settings.is_public = true;
+    ASSERT_TRUE(service->configure("other", settings));
+    auto nar = make_nar(test::random_bytes(3000, 7));
+    auto path = store_path("remembered");
+    ASSERT_EQ(run(Method::put, "/other/push/" + hash_part(path), push_body(narinfo(path, nar, "none"), nar)).status,
+              200u);
+    ASSERT_EQ(run(Method::put, "/main/push/" + hash_part(path), push_body(narinfo(path, nar, "none"), nar)).status,
+              200u);
+    auto anonymous = [](const std::string& target) {
+        http::Request r;
+        r.method = Method::get;
+        r.target = target;
+        return r;
+    };
+    auto hit = anonymous("/other/" + hash_part(path) + ".narinfo");
+    auto miss = anonymous("/other/" + std::string(32, '0') + ".narinfo");
+    EXPECT_FALSE(handler->answer_from_memory(hit));  // nothing remembered yet
+    for (auto* r : {&hit, &miss}) {
+        auto p = handler->prepare(*r);
+        ASSERT_TRUE(p);
+        auto full = handler->handle(*p, *r);
+        auto quick = handler->answer_from_memory(*r);
+        ASSERT_TRUE(quick) << r->target;
+        EXPECT_EQ(quick->status, full.status);
+        EXPECT_EQ(quick->body, full.body);
+        EXPECT_EQ(quick->content_type, full.content_type);
+    }
+    EXPECT_EQ(handler->answer_from_memory(hit)->status, 200u);
+    EXPECT_EQ(handler->answer_from_memory(miss)->status, 404u);
+    // Remembered, but private or with a token: prepare() decides.
+    auto private_hit = anonymous("/main/" + hash_part(path) + ".narinfo");
+    ASSERT_EQ(run(Method::get, private_hit.target).status, 200u);  // with the admin token: now remembered
+    EXPECT_FALSE(handler->answer_from_memory(private_hit));
+    hit.authorization = "Bearer " + admin;
+    EXPECT_FALSE(handler->answer_from_memory(hit));
+}
