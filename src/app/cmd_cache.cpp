@@ -6,6 +6,7 @@
 
 #include "app/commands.hpp"
 #include "client/login.hpp"
+#include "util/strings.hpp"
 
 namespace larder::app {
 
@@ -20,11 +21,26 @@ struct CacheOptions {
     bool make_private = false;
     std::optional<int> priority;
     std::vector<std::string> upstream_keys;
+    std::string retention, max_size;  // "30d" / "200G", or "none"
     bool json_output = false;
 };
 
-json settings(const CacheOptions& o) {
+Result<json> settings(const CacheOptions& o) {
     json j = json::object();
+    if (!o.retention.empty()) {
+        if (o.retention == "none") {
+            j["retention"] = 0;
+        } else {
+            TRY_ASSIGN(j["retention"], parse_duration(o.retention));
+        }
+    }
+    if (!o.max_size.empty()) {
+        if (o.max_size == "none") {
+            j["max_size"] = 0;
+        } else {
+            TRY_ASSIGN(j["max_size"], parse_size(o.max_size));
+        }
+    }
     if (o.make_public) j["public"] = true;
     if (o.make_private) j["public"] = false;
     if (o.priority) j["priority"] = *o.priority;
@@ -40,6 +56,10 @@ void print_cache(const json& c, bool as_json) {
     std::cout << fmt::format("{}\n  url:        {}\n  visibility: {}\n  priority:   {}\n  public key: {}\n",
                              c.value("name", ""), c.value("url", ""), c.value("public", false) ? "public" : "private",
                              c.value("priority", 0), c["public_key"].is_string() ? c["public_key"].get<std::string>() : "");
+    if (c.contains("retention") && c["retention"].is_number())
+        std::cout << fmt::format("  retention:  {} days after last use\n", c["retention"].get<int64_t>() / 86400.0);
+    if (c.contains("max_size") && c["max_size"].is_number())
+        std::cout << fmt::format("  max size:   {} bytes\n", c["max_size"].get<int64_t>());
 }
 
 Result<json> call(const CacheOptions& o, std::string_view method, std::string_view path, const json& body = {}) {
@@ -59,13 +79,14 @@ Result<void> run(const CacheOptions& o, std::string_view verb) {
     }
     json result;
     if (verb == "create") {
-        auto body = settings(o);
+        TRY_ASSIGN(auto body, settings(o));
         body["name"] = o.name;
         TRY_ASSIGN(result, call(o, "POST", "/api/v1/caches", body));
     } else if (verb == "info") {
         TRY_ASSIGN(result, call(o, "GET", path));
     } else if (verb == "configure") {
-        TRY_ASSIGN(result, call(o, "PATCH", path, settings(o)));
+        TRY_ASSIGN(auto body, settings(o));
+        TRY_ASSIGN(result, call(o, "PATCH", path, body));
     } else if (verb == "rotate-key") {
         TRY_ASSIGN(result, call(o, "POST", path + "/rotate-key", json::object()));
     } else if (verb == "delete") {
@@ -97,6 +118,10 @@ void add_cache_commands(CLI::App& app) {
             cmd->add_option("--priority", opts->priority, "Nix substituter priority (lower is preferred)");
             cmd->add_option("--upstream-key", opts->upstream_keys,
                             "Key name whose signed paths pushes skip (default cache.nixos.org-1)");
+            cmd->add_option("--retention", opts->retention,
+                            "Keep paths this long after their (or a referrer's) last use, e.g. 30d; none: forever");
+            cmd->add_option("--max-size", opts->max_size,
+                            "Cap on the cache's NAR bytes, least recently used first, e.g. 200G; none: no cap");
         }
         cmd->add_flag("--json", opts->json_output, "Print JSON");
         add_client_options(*cmd, opts->client);

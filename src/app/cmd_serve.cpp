@@ -4,8 +4,12 @@
 
 #include <unistd.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <iostream>
+#include <mutex>
+#include <random>
+#include <thread>
 
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
@@ -49,7 +53,16 @@ Result<void> bootstrap(const ServeConfig& config, cache::CacheService& service, 
     if (caches.empty() && wanted.empty()) wanted.push_back({"main", {}});
     for (const auto& d : wanted) {
         auto existing = service.cache(d.name);
-        if (existing) continue;
+        if (existing) {
+            // The file decides retention and size caps of the caches it names.
+            if (d.settings.retention || d.settings.max_size) {
+                cache::CacheSettings limits;
+                limits.retention = d.settings.retention;
+                limits.max_size = d.settings.max_size;
+                TRY(service.configure(d.name, limits));
+            }
+            continue;
+        }
         if (existing.error().code != ErrorCode::not_found) return Failure{std::move(existing).error()};
         auto created = service.create_cache(d.name, d.settings);
         // A replica starting at the same moment may have created it first.
@@ -85,6 +98,65 @@ void print_instructions(const std::string& url, const ServeConfig& config, cache
     std::cout << out << std::flush;
 }
 
+// Writes noted uses of paths every `use_flush`, and collects garbage every
+// `gc_interval` (the first time after a random part of it, then +-10 %, so
+// that replicas started together do not all try at once; the lease lets one
+// run at a time anyway).
+class Maintenance {
+public:
+    Maintenance(cache::CacheService& service, std::chrono::seconds use_flush, std::chrono::seconds gc_interval)
+        : m_service(service), m_use_flush(use_flush), m_gc_interval(gc_interval), m_thread([this] { loop(); }) {}
+    ~Maintenance() {
+        {
+            std::lock_guard lock(m_mutex);
+            m_stop = true;
+        }
+        m_wake.notify_all();
+        m_thread.join();
+        if (auto r = m_service.flush_uses(); !r) spdlog::warn("cannot record the last uses of paths: {}", r.error().message);
+    }
+
+private:
+    using Clock = std::chrono::steady_clock;
+
+    Clock::duration jitter(double low, double high) {
+        std::uniform_real_distribution<double> d(low, high);
+        return std::chrono::duration_cast<Clock::duration>(m_gc_interval * d(m_random));
+    }
+
+    void loop() {
+        auto next_flush = Clock::now() + m_use_flush;
+        auto next_gc = m_gc_interval.count() > 0 ? Clock::now() + jitter(0.05, 1.0) : Clock::time_point::max();
+        std::unique_lock lock(m_mutex);
+        while (!m_stop) {
+            m_wake.wait_until(lock, std::min(next_flush, next_gc), [&] { return m_stop; });
+            if (m_stop) break;
+            lock.unlock();
+            auto now = Clock::now();
+            if (now >= next_flush) {
+                if (auto r = m_service.flush_uses(); !r)
+                    spdlog::warn("cannot record the last uses of paths (retrying later): {}", r.error().message);
+                next_flush = now + m_use_flush;
+            }
+            if (now >= next_gc) {
+                auto r = m_service.collect_garbage({});
+                if (!r && r.error().code == ErrorCode::conflict) spdlog::info("gc: skipped: {}", r.error().message);
+                else if (!r) spdlog::warn("gc failed (retrying at the next interval): {}", r.error().message);
+                next_gc = Clock::now() + jitter(0.9, 1.1);
+            }
+            lock.lock();
+        }
+    }
+
+    cache::CacheService& m_service;
+    std::chrono::seconds m_use_flush, m_gc_interval;
+    std::mt19937_64 m_random{std::random_device{}()};
+    std::mutex m_mutex;
+    std::condition_variable m_wake;
+    bool m_stop = false;
+    std::thread m_thread;  // last: started once the rest is ready
+};
+
 Result<void> serve(const ServeOptions& o) {
     // Many threads handle MiB-sized buffers. glibc would give each thread its
     // own heap and raise its mmap threshold as buffers are freed, so freed
@@ -115,6 +187,7 @@ Result<void> serve(const ServeOptions& o) {
     cache::Access access(*db);
     TRY(bootstrap(config, service, access));
     http::Handler handler(service, access, config.handler);
+    Maintenance maintenance(service, config.use_flush, config.gc_interval);
     spdlog::info("metadata: {}; storage: {}", db::redact_url(config.database), blobs->describe());
     return http::run_server(config.server, handler, [&](const std::string& url) {
         spdlog::info("listening on {}", url);

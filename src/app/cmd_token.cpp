@@ -24,26 +24,6 @@ struct TokenOptions {
     bool json_output = false;
 };
 
-// "90d", "12h", "30m", "45s", "2w" -> seconds.
-Result<int64_t> parse_duration(std::string_view text) {
-    if (text.empty()) return fail(ErrorCode::invalid_input, "empty duration");
-    int64_t unit = 1;
-    switch (text.back()) {
-        case 's': unit = 1; break;
-        case 'm': unit = 60; break;
-        case 'h': unit = 3600; break;
-        case 'd': unit = 86400; break;
-        case 'w': unit = 7 * 86400; break;
-        default: unit = 0;
-    }
-    auto digits = unit ? text.substr(0, text.size() - 1) : text;
-    auto n = parse_u64(digits);
-    if (!n || *n == 0 || *n > 100000000)
-        return fail(ErrorCode::invalid_input,
-                    fmt::format("invalid duration '{}': use a number with s, m, h, d or w, e.g. 90d", text));
-    return static_cast<int64_t>(*n) * (unit ? unit : 1);
-}
-
 Result<json> call(const TokenOptions& o, std::string_view method, std::string_view path, const json& body = {}) {
     TRY_ASSIGN(auto login, client::resolve_login(o.client.server, o.client.token));
     return client::call_api(login, method, path, body);

@@ -18,6 +18,7 @@ void add_login_command(CLI::App& app);
 void add_token_commands(CLI::App& app);
 void add_use_command(CLI::App& app);
 void add_push_commands(CLI::App& app);
+void add_gc_commands(CLI::App& app);
 
 // --server and --token, shared by every client command.
 struct ClientOptions {

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
     larder::app::add_token_commands(app);
     larder::app::add_use_command(app);
     larder::app::add_push_commands(app);
+    larder::app::add_gc_commands(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

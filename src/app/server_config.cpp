@@ -7,11 +7,14 @@
 #include <set>
 #include <type_traits>
 
+#include <tuple>
+
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
 #include <toml++/toml.h>
 
 #include "util/file.hpp"
+#include "util/strings.hpp"
 
 namespace larder::app {
 
@@ -93,7 +96,7 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
     }
     TRY(check_keys(*path, t, "", {"listen", "data_dir", "database", "storage", "public_url", "key_prefix",
                                   "threads", "workers", "log_level", "log_requests", "limits", "timeouts", "tls", "caches", "chunks",
-                                  "s3"}));
+                                  "s3", "gc"}));
     std::string data_dir = config.data_dir.string();
     TRY(read(*path, t, "listen", config.server.listen));
     TRY(read(*path, t, "data_dir", data_dir));
@@ -193,11 +196,34 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
         config.cache.single_chunk_below = static_cast<size_t>(single);
         config.cache.zstd_level = static_cast<int>(level);
     }
+    if (auto* gc = t["gc"].as_table()) {
+        TRY(check_keys(*path, *gc, "gc.", {"interval", "grace", "use_flush"}));
+        auto duration = [&](std::string_view key, int64_t& seconds, bool may_be_off) -> Result<void> {
+            std::string text;
+            TRY(read(*path, *gc, key, text));
+            if (text.empty()) return ok();
+            if (may_be_off && (text == "off" || text == "0")) {
+                seconds = 0;
+                return ok();
+            }
+            auto parsed = parse_duration(text);
+            if (!parsed) return bad(*path, fmt::format("gc.{}: {}", key, parsed.error().message));
+            seconds = *parsed;
+            return ok();
+        };
+        int64_t interval = config.gc_interval.count(), flush = config.use_flush.count();
+        TRY(duration("interval", interval, true));
+        TRY(duration("grace", config.cache.gc_grace_seconds, false));
+        TRY(duration("use_flush", flush, false));
+        config.gc_interval = std::chrono::seconds(interval);
+        config.use_flush = std::chrono::seconds(flush);
+    }
     if (auto* caches = t["caches"].as_array()) {
         for (auto& node : *caches) {
             auto* c = node.as_table();
             if (!c) return bad(*path, "[[caches]] entries must be tables");
-            TRY(check_keys(*path, *c, "caches.", {"name", "public", "priority", "upstream_keys"}));
+            TRY(check_keys(*path, *c, "caches.",
+                           {"name", "public", "priority", "upstream_keys", "retention", "max_size"}));
             CacheDeclaration d;
             TRY(read(*path, *c, "name", d.name));
             if (d.name.empty()) return bad(*path, "every [[caches]] entry needs a name");
@@ -220,6 +246,21 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
                     names.push_back(*name);
                 }
                 d.settings.upstream_keys = names;
+            }
+            // "30d" / "200G", or "none".
+            for (auto [key, parse, target] :
+                 {std::tuple{"retention", &parse_duration, &d.settings.retention},
+                  std::tuple{"max_size", &parse_size, &d.settings.max_size}}) {
+                std::string text;
+                TRY(read(*path, *c, key, text));
+                if (text.empty()) continue;
+                if (text == "none") {
+                    *target = std::optional<int64_t>();
+                    continue;
+                }
+                auto v = (*parse)(text);
+                if (!v) return bad(*path, fmt::format("caches.{}: {}", key, v.error().message));
+                *target = std::optional<int64_t>(*v);
             }
             config.caches.push_back(std::move(d));
         }

@@ -1,6 +1,7 @@
 // larder serve's configuration: TOML file, then command-line overrides.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -30,6 +31,11 @@ struct ServeConfig {
     cache::Config cache;
     bool chunk_sizes_given = false;  // [chunks] sizes in the file
     std::vector<CacheDeclaration> caches;  // created at start if missing
+    // [gc]: garbage collection every `interval` (0: never; the first run
+    // after a random part of it, later ones +-10 %, so replicas spread out),
+    // and how often noted uses of paths are written.
+    std::chrono::seconds gc_interval{3600};
+    std::chrono::seconds use_flush{300};
 };
 
 // Reads `path` (if given) over the defaults. Unknown keys are errors, so a

@@ -1,6 +1,6 @@
-// Where chunk bytes live. Keys are content addresses chosen by the caller, so
-// a retried or duplicated put writes the same key, and a crash leaves at most
-// an unreferenced blob for garbage collection. Backends are picked by URL
+// Where chunk bytes live. Keys are chosen by the caller (content hashes with a
+// part unique to the write), and a crash leaves at most an unreferenced blob
+// for garbage collection. Backends are picked by URL
 // scheme; their classes are private to their .cpp files.
 #pragma once
 
@@ -24,6 +24,12 @@ struct BlobRange {
     std::string key;
     uint64_t offset = 0;
     uint64_t length = 0;
+};
+
+// A stored blob as listed: its key and when it was last written (Unix time).
+struct BlobInfo {
+    std::string key;
+    int64_t modified = 0;
 };
 
 struct StoreOptions {
@@ -64,7 +70,7 @@ public:
     virtual std::unique_ptr<Source> open_ranges(std::vector<BlobRange> ranges);
     virtual Result<bool> exists(std::string_view key) = 0;
     virtual Result<void> remove(std::string_view key) = 0;
-    virtual Result<std::vector<std::string>> list() = 0;
+    virtual Result<std::vector<BlobInfo>> list() = 0;
     // The URL with any credentials removed, for logs.
     virtual std::string describe() const = 0;
 };

@@ -147,17 +147,20 @@ public:
         return ok();
     }
 
-    Result<std::vector<std::string>> list() override {
-        std::vector<std::string> keys;
+    Result<std::vector<BlobInfo>> list() override {
+        std::vector<BlobInfo> blobs;
         std::error_code ec;
         for (auto it = fs::recursive_directory_iterator(m_root, ec); !ec && it != fs::recursive_directory_iterator();
              it.increment(ec)) {
             if (!it->is_regular_file()) continue;
             auto name = it->path().filename().string();
-            if (is_valid_key(name)) keys.push_back(std::move(name));  // skips *.tmp-* files
+            struct stat st {};
+            // Skips *.tmp-* files, and files removed since the listing.
+            if (!is_valid_key(name) || ::stat(it->path().c_str(), &st) != 0) continue;
+            blobs.push_back(BlobInfo{std::move(name), static_cast<int64_t>(st.st_mtime)});
         }
         if (ec) return fail(ErrorCode::unavailable, fmt::format("cannot list '{}': {}", m_root.string(), ec.message()));
-        return keys;
+        return blobs;
     }
 
     std::string describe() const override { return "file://" + m_root.string(); }

@@ -1,6 +1,7 @@
 // `memory://`: blobs in a map, for tests of everything above the BlobStore
 // (the upload pipeline, the service, the handlers) without disk or S3.
 #include <algorithm>
+#include <ctime>
 #include <map>
 #include <mutex>
 
@@ -18,6 +19,7 @@ public:
         TRY(check(key));
         std::lock_guard lock(m_mutex);
         m_blobs.insert_or_assign(std::string(key), std::make_shared<const std::string>(data));
+        m_modified.insert_or_assign(std::string(key), static_cast<int64_t>(std::time(nullptr)));
         return ok();
     }
 
@@ -52,14 +54,15 @@ public:
         TRY(check(key));
         std::lock_guard lock(m_mutex);
         m_blobs.erase(std::string(key));
+        m_modified.erase(std::string(key));
         return ok();
     }
 
-    Result<std::vector<std::string>> list() override {
+    Result<std::vector<BlobInfo>> list() override {
         std::lock_guard lock(m_mutex);
-        std::vector<std::string> keys;
-        for (const auto& [k, v] : m_blobs) keys.push_back(k);
-        return keys;
+        std::vector<BlobInfo> blobs;
+        for (const auto& [k, v] : m_modified) blobs.push_back(BlobInfo{k, v});
+        return blobs;
     }
 
     std::string describe() const override { return "memory://"; }
@@ -81,6 +84,7 @@ private:
 
     std::mutex m_mutex;
     std::map<std::string, std::shared_ptr<const std::string>> m_blobs;
+    std::map<std::string, int64_t> m_modified;  // Unix time of the last put
 };
 
 }  // namespace

@@ -47,6 +47,17 @@ std::string amz_now() {
 }
 
 // The text of the first <tag>...</tag> in an XML answer.
+// "2026-11-27T04:35:01.000Z" -> Unix time; 0 if it does not parse.
+int64_t parse_iso_time(const std::string& text) {
+    std::tm tm{};
+    if (std::sscanf(text.c_str(), "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                    &tm.tm_sec) != 6)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return static_cast<int64_t>(::timegm(&tm));
+}
+
 std::string xml_field(std::string_view xml, std::string_view tag, size_t from = 0) {
     auto open = fmt::format("<{}>", tag), close = fmt::format("</{}>", tag);
     auto a = xml.find(open, from);
@@ -166,8 +177,8 @@ public:
         return expect(r, "DELETE", key);
     }
 
-    Result<std::vector<std::string>> list() override {
-        std::vector<std::string> keys;
+    Result<std::vector<BlobInfo>> list() override {
+        std::vector<BlobInfo> blobs;
         std::string token;
         for (;;) {
             std::vector<std::pair<std::string, std::string>> query{{"list-type", "2"}};
@@ -175,15 +186,18 @@ public:
             if (!token.empty()) query.emplace_back("continuation-token", token);
             auto r = with_retries("GET", "", query, {}, {});
             TRY(expect(r, "LIST", m_s.prefix));
-            for (size_t at = r.body.find("<Key>"); at != std::string::npos; at = r.body.find("<Key>", at + 1)) {
+            for (size_t at = r.body.find("<Contents>"); at != std::string::npos;
+                 at = r.body.find("<Contents>", at + 1)) {
                 auto name = xml_field(r.body, "Key", at);
-                if (name.starts_with(m_s.prefix)) keys.push_back(name.substr(m_s.prefix.size()));
+                if (name.starts_with(m_s.prefix))
+                    blobs.push_back(BlobInfo{name.substr(m_s.prefix.size()),
+                                             parse_iso_time(xml_field(r.body, "LastModified", at))});
             }
             if (xml_field(r.body, "IsTruncated") != "true") break;
             token = xml_field(r.body, "NextContinuationToken");
             if (token.empty()) break;
         }
-        return keys;
+        return blobs;
     }
 
     std::string describe() const override {

@@ -52,6 +52,10 @@ struct Config {
     // narinfos (positive), and absent ones (negative). 0 disables.
     std::chrono::milliseconds lookup_ttl{5000};
     std::chrono::milliseconds negative_ttl{1000};
+    // Garbage collection removes a NAR, chunk or blob only after nothing has
+    // used it for this long: longer than any upload can last, so that an
+    // upload in flight (on any replica) never loses a chunk it found.
+    int64_t gc_grace_seconds = 86400;
 };
 
 }  // namespace larder::cache

@@ -1,6 +1,10 @@
 #include "cache/service.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <ctime>
+#include <random>
 
 #include <fmt/core.h>
 
@@ -81,7 +85,10 @@ Result<void> check_cache_name(std::string_view name) {
 
 CacheService::CacheService(Config config, db::MetadataStore& db, blob::BlobStore& blobs)
     : m_config(std::move(config)), m_db(db), m_blobs(blobs), m_upload_pool(m_config.upload_threads),
-      m_upload_budget(static_cast<int64_t>(m_config.upload_memory)) {}
+      m_upload_budget(static_cast<int64_t>(m_config.upload_memory)) {
+    std::random_device random;
+    m_gc_holder = fmt::format("{}-{:08x}", ::getpid(), random());
+}
 
 Result<db::CacheRow> CacheService::create_cache(std::string_view name, const CacheSettings& s) {
     TRY(check_cache_name(name));
@@ -90,6 +97,8 @@ Result<db::CacheRow> CacheService::create_cache(std::string_view name, const Cac
     row.is_public = s.is_public.value_or(false);
     row.priority = s.priority.value_or(40);
     row.upstream_keys = s.upstream_keys.value_or(std::vector<std::string>{std::string(k_nixos_cache_key)});
+    if (s.retention) row.retention = *s.retention;
+    if (s.max_size) row.max_size = *s.max_size;
     auto key = crypto::SecretKey::generate(fmt::format("{}-{}-1", m_config.key_prefix, name));
     TRY_ASSIGN(auto created, m_db.create_cache(row, db::KeyRow{0, 0, key.to_string(), key.public_key().to_string(), true}));
     forget_cache(name);
@@ -119,7 +128,9 @@ std::optional<std::optional<db::CacheRow>> CacheService::remembered_cache(std::s
 
 std::optional<std::optional<std::string>> CacheService::remembered_narinfo(const db::CacheRow& cache,
                                                                            std::string_view hash_part) const {
-    return m_narinfos.get(fmt::format("{}/{}", cache.id, hash_part));
+    auto memo = m_narinfos.get(fmt::format("{}/{}", cache.id, hash_part));
+    if (memo && *memo) m_usage.path(cache.id, hash_part);
+    return memo;
 }
 
 void CacheService::forget_cache(std::string_view name) {
@@ -127,11 +138,23 @@ void CacheService::forget_cache(std::string_view name) {
     m_narinfos.clear();
 }
 
+void CacheService::forget_path(int64_t cache_id, std::string_view hash_part) {
+    m_narinfos.erase(fmt::format("{}/{}", cache_id, hash_part));
+}
+
+Result<void> CacheService::flush_uses() {
+    auto uses = m_usage.take();
+    if (uses.paths.empty() && uses.nars.empty()) return ok();
+    return m_db.record_uses(static_cast<int64_t>(std::time(nullptr)), uses);
+}
+
 Result<db::CacheRow> CacheService::configure(std::string_view name, const CacheSettings& s) {
     TRY_ASSIGN(auto row, m_db.get_cache(name));
     if (s.is_public) row.is_public = *s.is_public;
     if (s.priority) row.priority = *s.priority;
     if (s.upstream_keys) row.upstream_keys = *s.upstream_keys;
+    if (s.retention) row.retention = *s.retention;
+    if (s.max_size) row.max_size = *s.max_size;
     TRY(m_db.update_cache(row));
     forget_cache(name);
     return row;
@@ -195,6 +218,7 @@ Result<std::string> CacheService::narinfo(const db::CacheRow& cache, std::string
         m_narinfos.put(key, *memo, *memo ? m_config.lookup_ttl : m_config.negative_ttl, *memo ? (*memo)->size() : 0);
     }
     if (!*memo) return fail(ErrorCode::not_found, "no such path in this cache");
+    m_usage.path(cache.id, hash_part);
     return std::move(**memo);
 }
 
@@ -203,6 +227,7 @@ Result<db::NarRow> CacheService::served_nar(const db::CacheRow& cache, std::stri
     auto digest = file.substr(0, file.size() - k_nar_extension.size());
     TRY_ASSIGN(auto nar, m_db.find_cache_nar(cache.id, fmt::format("sha256:{}", digest)));
     if (!nar) return fail(ErrorCode::not_found, "no such NAR in this cache");
+    m_usage.nar(cache.id, nar->id);
     return std::move(*nar);
 }
 
@@ -216,7 +241,7 @@ std::unique_ptr<Source> CacheService::open_nar(const db::NarRow& nar, uint64_t o
             continue;
         }
         uint64_t take = std::min(chunk.stored_size - offset, length);
-        ranges.push_back(blob::BlobRange{chunk.hash, offset, take});
+        ranges.push_back(blob::BlobRange{chunk.blob, offset, take});
         offset = 0;
         length -= take;
     }
@@ -338,14 +363,19 @@ Result<void> CacheService::add_narinfo(const db::CacheRow& cache, std::string_vi
     return commit_object(cache, std::move(info), *nar, {});
 }
 
-Result<void> CacheService::check_references(const db::CacheRow& cache, const nix::NarInfo& info,
-                                            const std::vector<std::string>& upstream) {
+std::vector<std::string> CacheService::references_in_cache(const nix::NarInfo& info,
+                                                          const std::vector<std::string>& upstream) {
     // By full base name: "<hash>-other" does not stand in for "<hash>-name".
     std::vector<std::string> refs;
     for (const auto& r : info.references)
         if (r != info.path && std::find(upstream.begin(), upstream.end(), r.hash_part()) == upstream.end())
             refs.emplace_back(r.base_name());
-    TRY_ASSIGN(auto missing, m_db.missing_objects(cache.id, refs));
+    return refs;
+}
+
+Result<void> CacheService::check_references(const db::CacheRow& cache, const nix::NarInfo& info,
+                                            const std::vector<std::string>& upstream) {
+    TRY_ASSIGN(auto missing, m_db.missing_objects(cache.id, references_in_cache(info, upstream)));
     if (!missing.empty())
         return fail(ErrorCode::invalid_input,
                     fmt::format("cannot add {}: its reference {}/{} is not in cache '{}' (push references first)",
@@ -370,14 +400,18 @@ Result<void> CacheService::commit_object(const db::CacheRow& cache, nix::NarInfo
     // First writer wins: a path already in the cache is never replaced by
     // different contents (delete it first); the same contents again is a no-op.
     TRY_ASSIGN(auto existing, m_db.find_object(cache.id, info.path.hash_part()));
-    if (existing && existing->store_path == info.path.base_name() && existing->nar.nar_hash == nar.nar_hash)
+    if (existing && existing->store_path == info.path.base_name() && existing->nar.nar_hash == nar.nar_hash) {
+        m_usage.path(cache.id, existing->hash_part);  // pushed again: used
         return ok();
+    }
     if (existing)
         return fail(ErrorCode::conflict,
                     fmt::format("cache '{}' already has {} with NarHash {}; delete it before pushing different "
                                 "contents",
                                 cache.name, existing->store_path, existing->nar.nar_hash));
-    // The closure must be complete before the path becomes visible.
+    // The closure must be complete before the path becomes visible; the
+    // references are checked again as the object is inserted (garbage
+    // collection may run meanwhile, on any replica).
     TRY(check_references(cache, info, upstream));
     TRY_ASSIGN(auto key, signing_key(cache));
     info.sign(key, cache.store_dir);
@@ -391,7 +425,7 @@ Result<void> CacheService::commit_object(const db::CacheRow& cache, nix::NarInfo
     object.system = info.system;
     object.ca = info.ca;
     object.sigs = info.sigs;
-    TRY(m_db.put_object(object));
+    TRY(m_db.put_object(object, references_in_cache(info, upstream)));
     m_narinfos.erase(fmt::format("{}/{}", cache.id, object.hash_part));
     return ok();
 }
@@ -450,13 +484,6 @@ Result<std::unique_ptr<NarUpload>> CacheService::begin_push(const db::CacheRow& 
 
 Result<void> CacheService::commit_push(const db::CacheRow& cache, const PushedPath& pushed, const NarUpload& upload) {
     return commit_object(cache, pushed.info, upload.nar(), pushed.upstream);
-}
-
-Result<void> CacheService::delete_path(const db::CacheRow& cache, std::string_view hash_part) {
-    TRY_ASSIGN(bool deleted, m_db.delete_object(cache.id, hash_part));
-    m_narinfos.erase(fmt::format("{}/{}", cache.id, hash_part));
-    if (!deleted) return fail(ErrorCode::not_found, "no such path in this cache");
-    return ok();
 }
 
 Result<std::vector<std::string>> CacheService::missing_paths(const db::CacheRow& cache,

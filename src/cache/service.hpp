@@ -6,6 +6,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "cache/config.hpp"
 #include "cache/lookup_cache.hpp"
 #include "cache/upload.hpp"
+#include "cache/usage.hpp"
 #include "crypto/keys.hpp"
 #include "db/metadata_store.hpp"
 #include "nix/nar_info.hpp"
@@ -45,6 +47,42 @@ struct CacheSettings {
     std::optional<bool> is_public;
     std::optional<int> priority;
     std::optional<std::vector<std::string>> upstream_keys;
+    // Given: set to this (nullopt inside: no retention / no cap).
+    std::optional<std::optional<int64_t>> retention;
+    std::optional<std::optional<int64_t>> max_size;
+};
+
+// Garbage collection (gc.cpp).
+struct GcOptions {
+    bool dry_run = false;                // report what would go, change nothing
+    std::optional<std::string> cache;    // only this cache's paths (the sweep is global)
+    std::optional<int64_t> now;          // "now" for retention and grace (tests, what-ifs)
+};
+
+struct GcCacheReport {
+    std::string cache;
+    size_t paths = 0;                    // before
+    std::vector<std::string> deleted;    // base names (would be, in a dry run)
+    uint64_t deleted_bytes = 0;          // their NARs as served
+    size_t revived = 0;                  // used or referred to while GC ran: kept
+    uint64_t size_after = 0;             // NAR bytes the cache still holds
+};
+
+struct GcReport {
+    int64_t started = 0, finished = 0, now = 0;
+    bool dry_run = false;
+    std::vector<GcCacheReport> caches;
+    int64_t nars_deleted = 0;
+    int64_t chunks_deleted = 0;
+    uint64_t chunk_bytes_deleted = 0;    // stored (compressed) bytes
+    int64_t orphan_blobs_deleted = 0;    // blobs no row named (crashed uploads)
+    std::vector<std::string> errors;     // what failed; the rest went on
+};
+
+struct PinInfo {
+    std::string name;
+    std::string store_path;  // base name
+    int64_t created_at = 0;
 };
 
 class CacheService {
@@ -106,9 +144,29 @@ public:
     Result<std::unique_ptr<NarUpload>> begin_push(const db::CacheRow& cache, const PushedPath& pushed);
     // After upload.finish(): makes the pushed path visible.
     Result<void> commit_push(const db::CacheRow& cache, const PushedPath& pushed, const NarUpload& upload);
-    // Removes a store path from the cache (its chunks stay until garbage
-    // collection). not_found if the cache does not have it.
-    Result<void> delete_path(const db::CacheRow& cache, std::string_view hash_part);
+    // Removes a store path from the cache (its storage is reclaimed by
+    // garbage collection). Refused (conflict) while another path of the
+    // cache refers to it, unless `cascade`: then those go too, and their
+    // referrers. A pinned path is never deleted. Returns the base names
+    // deleted; not_found if the cache does not have the path.
+    Result<std::vector<std::string>> delete_path(const db::CacheRow& cache, std::string_view hash_part,
+                                                 bool cascade = false);
+    // A path's last use is the latest push, narinfo or NAR fetch; noted in
+    // memory and written by flush_uses() (the server calls it periodically).
+    Result<void> flush_uses();
+
+    // Pins (gc.cpp): `path` (store path, base name or hash part) must be in
+    // the cache; the newest `keep` pins of the name stay.
+    Result<PinInfo> pin(const db::CacheRow& cache, std::string_view name, std::string_view path, size_t keep);
+    Result<std::vector<PinInfo>> pins(const db::CacheRow& cache);
+    Result<void> unpin(const db::CacheRow& cache, std::string_view name);  // not_found if no such pin
+
+    // Garbage collection, one run at a time across replicas (conflict if
+    // another holds the lease): each cache's paths past retention or over
+    // its size cap, closure-safely; then NARs, chunks and blobs nothing uses,
+    // after the grace period.
+    Result<GcReport> collect_garbage(const GcOptions& options);
+    std::optional<GcReport> last_gc() const;
     Result<std::vector<std::string>> missing_paths(const db::CacheRow& cache,
                                                    const std::vector<std::string>& hash_parts);
 
@@ -119,10 +177,15 @@ public:
                                              std::string_view name);
 
     Result<int64_t> chunk_count() { return m_db.count_chunks(); }
+    Result<db::MetadataStore::StorageCounts> storage_counts() { return m_db.storage_counts(); }
     const Config& config() const { return m_config; }
 
 private:
     Result<crypto::SecretKey> signing_key(const db::CacheRow& cache);
+    // The references (base names) that must be in the cache: all but the
+    // path itself and those left `upstream` (hash parts; pushes only).
+    static std::vector<std::string> references_in_cache(const nix::NarInfo& info,
+                                                        const std::vector<std::string>& upstream);
     // Every reference is in the cache, or in `upstream` (pushes only).
     Result<void> check_references(const db::CacheRow& cache, const nix::NarInfo& info,
                                   const std::vector<std::string>& upstream);
@@ -132,6 +195,10 @@ private:
                                const std::vector<std::string>& upstream);
 
     void forget_cache(std::string_view name);
+    void forget_path(int64_t cache_id, std::string_view hash_part);
+    // gc.cpp
+    Result<GcCacheReport> collect_cache(const db::CacheRow& cache, const GcOptions& options, int64_t now);
+    Result<void> sweep(GcReport& report, int64_t now);
     std::optional<int64_t> dedup_scope(const db::CacheRow& cache) const {
         return m_config.dedup_across_caches ? std::nullopt : std::optional<int64_t>(cache.id);
     }
@@ -144,6 +211,11 @@ private:
     std::atomic<unsigned> m_transcodes{0};  // re-encoded downloads open now
     TaskPool m_upload_pool;                 // chunks of uploads: compress, put
     std::atomic<int64_t> m_upload_budget;   // chunk bytes all uploads may have in flight
+    mutable UsageRecorder m_usage;
+    std::mutex m_gc_mutex;                  // held while this process collects
+    mutable std::mutex m_last_gc_mutex;
+    std::optional<GcReport> m_last_gc;
+    std::string m_gc_holder;  // this process's name for the GC lease
 };
 
 // Cache names: 1-64 of [a-z0-9._-], starting with a letter or digit, and not

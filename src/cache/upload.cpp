@@ -1,5 +1,7 @@
 #include "cache/upload.hpp"
 
+#include <random>
+
 #include <fmt/core.h>
 
 #include "chunk/fastcdc.hpp"
@@ -87,21 +89,37 @@ struct ChunkJob {
     std::string content_hash;
 };
 
-// Each chunk is stored as a blob keyed by the hash of its stored bytes, so
-// no upload can change bytes another one refers to. The server's own
-// compression of a content is shared by every cache; a client's frame is
-// reused only where the very same bytes arrive again.
+// Blob keys are "<sha256 of the stored bytes>-<random>", unique to the
+// write: garbage collection deletes a blob only after its row is gone, and
+// no upload ever writes that key again, so a deletion never hits new bytes.
+uint64_t random_suffix() {
+    thread_local std::mt19937_64 random{std::random_device{}()};
+    return random();
+}
+
+// Reuses a stored row for a new NAR: false if garbage collection took it.
+Result<bool> reuse(db::MetadataStore& db, const db::ChunkRow& row) {
+    if (!row.orphaned) return true;
+    return db.revive_chunk(row.id);
+}
+
+// Each chunk is stored as a blob of its own, never rewritten, so no upload
+// can change bytes another one refers to. The server's own compression of a
+// content is shared by every cache; a client's frame is reused only where
+// the very same bytes arrive again.
 Result<NarUpload::StoredChunk> store(ChunkJob& job) {
     bool server_made = !job.frame;
+    bool lost = false;  // a row whose blob is gone: the new blob replaces it
     if (server_made) {
         TRY_ASSIGN(auto existing, job.db.find_server_chunk(job.content_hash, job.dedup_within));
         if (existing) {
+            TRY_ASSIGN(bool kept, reuse(job.db, *existing));
             // Served bytes are the stored ones, so the file hash reads them back.
             StringSink stored;
-            auto got = job.blobs.get(existing->hash, stored);
-            if (got) return NarUpload::StoredChunk{std::move(*existing), std::move(stored.data()), false};
-            if (got.error().code != ErrorCode::not_found) return Failure{std::move(got).error()};
-            // The row outlived its blob: store it again below.
+            auto got = kept ? job.blobs.get(existing->blob, stored) : Result<void>(ok());
+            if (kept && got) return NarUpload::StoredChunk{std::move(*existing), std::move(stored.data()), false};
+            if (!got && got.error().code != ErrorCode::not_found) return Failure{std::move(got).error()};
+            lost = kept;  // the row outlived its blob: store it again below
         }
         thread_local std::unique_ptr<codec::FrameCompressor> compressor;
         thread_local int compressor_level = 0;
@@ -112,17 +130,22 @@ Result<NarUpload::StoredChunk> store(ChunkJob& job) {
         job.frame.emplace();
         TRY(compressor->compress(job.data, *job.frame));
     }
-    auto key = crypto::to_base16(crypto::sha256(*job.frame));
+    auto hash = crypto::to_base16(crypto::sha256(*job.frame));
     if (!server_made) {
-        TRY_ASSIGN(auto identical, job.db.find_chunk_by_key(key, job.dedup_within));
-        if (identical && identical->size == job.data.size())
-            return NarUpload::StoredChunk{std::move(*identical), std::move(*job.frame), false};
+        TRY_ASSIGN(auto identical, job.db.find_chunk_by_key(hash, job.dedup_within));
+        if (identical && identical->size == job.data.size()) {
+            TRY_ASSIGN(bool kept, reuse(job.db, *identical));
+            TRY_ASSIGN(bool there, kept ? job.blobs.exists(identical->blob) : Result<bool>(false));
+            if (there) return NarUpload::StoredChunk{std::move(*identical), std::move(*job.frame), false};
+            lost = kept;
+        }
     }
+    auto key = fmt::format("{}-{:016x}", hash, random_suffix());
     TRY(job.blobs.put(key, *job.frame));
     auto stored_size = job.frame->size();
-    return NarUpload::StoredChunk{db::ChunkRow{0, std::move(key), job.data.size(), stored_size, "zstd",
-                                               std::move(job.content_hash), server_made},
-                                  std::move(*job.frame), true};
+    db::ChunkRow row{0, std::move(hash), job.data.size(), stored_size, "zstd", std::move(job.content_hash), server_made,
+                     std::move(key), lost, false};
+    return NarUpload::StoredChunk{std::move(row), std::move(*job.frame), true};
 }
 
 }  // namespace
@@ -165,7 +188,7 @@ Result<void> NarUpload::take_chunk() {
     if (m_shared_budget) *m_shared_budget += static_cast<int64_t>(chunk.size);
     if (chunk.repeat_of) {
         m_chunks.push_back(m_chunks[*chunk.repeat_of]);
-        return m_blobs.get(m_chunks.back().hash, m_file_hash);
+        return m_blobs.get(m_chunks.back().blob, m_file_hash);
     }
     TRY_ASSIGN(auto stored, chunk.stored.get());
     TRY(m_file_hash.write(stored.frame));
@@ -189,13 +212,16 @@ Result<void> NarUpload::finish() {
     // Chunk rows only for durable blobs: a crash before this leaves
     // unreferenced blobs, never a row without its bytes.
     TRY(m_blobs.sync());
-    std::unordered_map<std::string, int64_t> ids;  // by blob key
+    std::unordered_map<std::string, db::ChunkRow> rows;  // by hash of the stored bytes
     for (auto index : m_new_chunks) {
-        TRY_ASSIGN(auto row, m_db.insert_chunk(m_chunks[index]));
-        ids.emplace(row.hash, row.id);
+        const auto& chunk = m_chunks[index];
+        TRY_ASSIGN(auto row, m_db.insert_chunk(chunk));
+        // Another upload stored the same bytes first: its blob serves both.
+        if (row.blob != chunk.blob) (void)m_blobs.remove(chunk.blob);
+        rows.emplace(row.hash, std::move(row));
     }
     for (auto& c : m_chunks)
-        if (c.id == 0) c.id = ids.at(c.hash);
+        if (c.id == 0) c = rows.at(c.hash);
     auto& nar_hash = m_nar_sink->hash();
     db::NarRow nar;
     nar.nar_size = nar_hash.size();

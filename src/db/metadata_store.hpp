@@ -21,6 +21,8 @@ struct CacheRow {
     std::string store_dir = "/nix/store";
     std::vector<std::string> upstream_keys;  // key names whose paths pushes skip
     int64_t created_at = 0;
+    std::optional<int64_t> retention;  // seconds a path is kept after its last use; none: forever
+    std::optional<int64_t> max_size;   // bytes of NARs (as served) the cache may hold; none: no cap
 };
 
 struct KeyRow {
@@ -37,12 +39,22 @@ struct KeyRow {
 // clients pushed. Only the server's are shared across caches by content.
 struct ChunkRow {
     int64_t id = 0;
-    std::string hash;  // the blob key: base16 sha256 of the stored (compressed) bytes
+    std::string hash;  // base16 sha256 of the stored (compressed) bytes
     uint64_t size = 0;
     uint64_t stored_size = 0;
     std::string compression = "zstd";
     std::string content_hash;  // base16 sha256 of the uncompressed bytes
     bool server_made = false;  // compressed by this server, not sent by a client
+    // The blob key: "<hash>-<random>", unique per write, so that a blob is
+    // never written again once garbage collection may delete it (older
+    // rows: the hash itself).
+    std::string blob;
+    // Set by an upload that found this row but not its blob: the row takes
+    // the blob just written.
+    bool replaces_lost_blob = false;
+    // No NAR used it when garbage collection last looked: revive_chunk()
+    // before a new NAR uses it.
+    bool orphaned = false;
 };
 
 struct NarRow {
@@ -67,6 +79,30 @@ struct ObjectRow {
     std::vector<std::string> sigs;
     int64_t created_at = 0;
     NarRow nar;  // filled by lookups that return an object
+};
+
+// What garbage collection needs of an object: no signatures, no NAR chunks.
+struct GcObject {
+    int64_t id = 0;
+    std::string store_path;  // base name
+    std::vector<std::string> references;
+    int64_t last_used = 0;
+    int64_t nar_id = 0;
+    uint64_t file_size = 0;
+};
+
+struct PinRow {
+    int64_t id = 0;
+    int64_t cache_id = 0;
+    std::string name;
+    std::string store_path;  // base name
+    int64_t created_at = 0;
+};
+
+// What a sweep removed from the metadata (blobs are removed after).
+struct SweptChunk {
+    std::string blob;
+    uint64_t stored_size = 0;
 };
 
 struct TokenRow {
@@ -102,7 +138,13 @@ public:
     // The representation stored under this blob key (byte-identical bytes).
     virtual Result<std::optional<ChunkRow>> find_chunk_by_key(std::string_view blob_key,
                                                               std::optional<int64_t> within_cache) = 0;
-    virtual Result<ChunkRow> insert_chunk(const ChunkRow& chunk) = 0;  // idempotent on the blob key
+    // Inserts the row, or returns the existing one for the same stored bytes
+    // (`hash`), whose blob is then kept unless `replaces_lost_blob`. Either
+    // way the row is no longer an orphan.
+    virtual Result<ChunkRow> insert_chunk(const ChunkRow& chunk) = 0;
+    // Claims a row a lookup found for a new NAR: false if garbage collection
+    // removed it meanwhile (then store the chunk anew).
+    virtual Result<bool> revive_chunk(int64_t chunk_id) = 0;
     // Inserts the NAR with its chunk list, or returns the existing one with
     // the same NarHash and FileHash (the same served bytes); a NAR may have
     // several representations. `nar.chunks` must have ids.
@@ -113,6 +155,12 @@ public:
     virtual Result<std::optional<NarRow>> find_cache_nar(int64_t cache_id,
                                                          std::string_view file_hash) = 0;
     virtual Result<int64_t> count_chunks() = 0;
+    struct StorageCounts {
+        int64_t chunks = 0, nars = 0;
+        int64_t stored_bytes = 0;                 // of all chunks
+        int64_t unused_chunks = 0, unused_nars = 0;  // what garbage collection will remove
+    };
+    virtual Result<StorageCounts> storage_counts() = 0;
 
     // NAR uploads from plain Nix: the file name it PUT, until the narinfo.
     virtual Result<void> record_upload(int64_t cache_id, std::string_view name, int64_t nar_id) = 0;
@@ -125,13 +173,47 @@ public:
     // ("<hash>-<name>"), which must then match the stored path exactly.
     virtual Result<std::vector<std::string>> missing_objects(
         int64_t cache_id, const std::vector<std::string>& paths) = 0;
-    // Inserts or replaces the object of that hash part.
-    virtual Result<void> put_object(const ObjectRow& object) = 0;
+    // Inserts or replaces the object of that hash part. Each of `references`
+    // (base names) must be in the cache: they are marked used in the same
+    // transaction, which fails with `conflict` if one is gone (collected
+    // meanwhile), so that no visible path ever lacks a reference.
+    virtual Result<void> put_object(const ObjectRow& object, const std::vector<std::string>& references) = 0;
     virtual Result<std::vector<ObjectRow>> list_objects(int64_t cache_id) = 0;
     // Removes the object; false if there was none.
     virtual Result<bool> delete_object(int64_t cache_id, std::string_view hash_part) = 0;
     virtual Result<void> set_object_sigs(int64_t object_id, const std::vector<std::string>& sigs) = 0;
 
+    // Use of paths (narinfo or NAR fetched), batched by the caller: each
+    // (cache, hash part) and (cache, NAR id) gets last use `when`.
+    struct Uses {
+        std::vector<std::pair<int64_t, std::string>> paths;
+        std::vector<std::pair<int64_t, int64_t>> nars;
+    };
+    virtual Result<void> record_uses(int64_t when, const Uses& uses) = 0;
+
+    // Garbage collection.
+    virtual Result<std::vector<GcObject>> gc_objects(int64_t cache_id) = 0;
+    // Deletes the object unless it was used after `last_used` (which GC saw).
+    virtual Result<bool> delete_unused_object(int64_t object_id, int64_t last_used) = 0;
+    // Marks NARs no object or upload uses as orphans since `now` (and clears
+    // the mark of those in use again), drops uploads older than `cutoff` whose
+    // NAR no path of their cache uses, deletes NARs orphaned before `cutoff`,
+    // then marks chunks the same way. Returns the NARs deleted.
+    virtual Result<int64_t> sweep_nars(int64_t now, int64_t cutoff) = 0;
+    // Deletes up to `limit` chunks orphaned before `cutoff`.
+    virtual Result<std::vector<SweptChunk>> sweep_chunks(int64_t cutoff, size_t limit) = 0;
+    // Which of these blob keys a chunk row names.
+    virtual Result<std::vector<std::string>> known_blobs(const std::vector<std::string>& keys) = 0;
+    // Takes (or renews) the lease `name` for `holder` until `expires_at`,
+    // if it is free, expired, or already the holder's.
+    virtual Result<bool> take_lease(std::string_view name, std::string_view holder, int64_t now,
+                                    int64_t expires_at) = 0;
+    virtual Result<void> drop_lease(std::string_view name, std::string_view holder) = 0;
+
+    // Pins: named roots, newest first.
+    virtual Result<PinRow> add_pin(const PinRow& pin, size_t keep) = 0;  // keeps the newest `keep` of the name
+    virtual Result<std::vector<PinRow>> list_pins(int64_t cache_id) = 0;
+    virtual Result<int64_t> delete_pin(int64_t cache_id, std::string_view name) = 0;  // rows removed
     // Files stored as they came: listings (.ls), build logs, realisations.
     // `kind` is "ls", "log" or "realisation"; `name` is the path under the cache.
     virtual Result<void> put_file(int64_t cache_id, std::string_view kind, std::string_view name,

@@ -125,6 +125,36 @@ CREATE INDEX tokens_parent ON tokens(parent_id);
 UPDATE caches SET upstream_keys = 'cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY='
     WHERE upstream_keys = 'cache.nixos.org-1';
 )SQL",
+    // 4: garbage collection (issue 12). Blob keys become unique per write
+    // (`blob`; old rows keep their hash as key), so a blob GC deletes can never
+    // be one an upload is writing again; rows no NAR (chunks) or no object or
+    // upload (NARs) uses are marked with the time they were first seen so, and
+    // removed a grace period later; retention and size caps per cache; pins;
+    // leases (one GC at a time across replicas).
+    R"SQL(
+ALTER TABLE chunks ADD COLUMN blob TEXT NOT NULL DEFAULT '';
+UPDATE chunks SET blob = hash;
+CREATE INDEX chunks_blob ON chunks(blob);
+ALTER TABLE chunks ADD COLUMN orphan_since INTEGER;
+ALTER TABLE nars ADD COLUMN orphan_since INTEGER;
+ALTER TABLE caches ADD COLUMN retention INTEGER;
+ALTER TABLE caches ADD COLUMN max_size INTEGER;
+CREATE INDEX uploads_nar ON uploads(nar_id);
+CREATE INDEX objects_use ON objects(cache_id, last_accessed_at);
+CREATE TABLE pins (
+    id INTEGER PRIMARY KEY,
+    cache_id INTEGER NOT NULL REFERENCES caches(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    store_path TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX pins_cache ON pins(cache_id, name);
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+)SQL",
 };
 
 // PostgreSQL: the same tables; version in schema_version, applied under an
@@ -234,6 +264,36 @@ ALTER TABLE tokens ADD COLUMN parent_id BIGINT REFERENCES tokens(id);
 CREATE INDEX tokens_parent ON tokens(parent_id);
 UPDATE caches SET upstream_keys = 'cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY='
     WHERE upstream_keys = 'cache.nixos.org-1';
+)SQL",
+    // 4: garbage collection (issue 12). Blob keys become unique per write
+    // (`blob`; old rows keep their hash as key), so a blob GC deletes can never
+    // be one an upload is writing again; rows no NAR (chunks) or no object or
+    // upload (NARs) uses are marked with the time they were first seen so, and
+    // removed a grace period later; retention and size caps per cache; pins;
+    // leases (one GC at a time across replicas).
+    R"SQL(
+ALTER TABLE chunks ADD COLUMN blob TEXT NOT NULL DEFAULT '';
+UPDATE chunks SET blob = hash;
+CREATE INDEX chunks_blob ON chunks(blob);
+ALTER TABLE chunks ADD COLUMN orphan_since BIGINT;
+ALTER TABLE nars ADD COLUMN orphan_since BIGINT;
+ALTER TABLE caches ADD COLUMN retention BIGINT;
+ALTER TABLE caches ADD COLUMN max_size BIGINT;
+CREATE INDEX uploads_nar ON uploads(nar_id);
+CREATE INDEX objects_use ON objects(cache_id, last_accessed_at);
+CREATE TABLE pins (
+    id BIGSERIAL PRIMARY KEY,
+    cache_id BIGINT NOT NULL REFERENCES caches(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    store_path TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX pins_cache ON pins(cache_id, name);
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
 )SQL",
 };
 

@@ -77,10 +77,10 @@ public:
     Result<CacheRow> create_cache(const CacheRow& c, const KeyRow& key) override {
         return with_transaction([&](Connection& conn) -> Result<CacheRow> {
             auto q = conn.query(
-                "INSERT INTO caches (name, is_public, priority, store_dir, upstream_keys, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id");
+                "INSERT INTO caches (name, is_public, priority, store_dir, upstream_keys, created_at, retention, "
+                "max_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id");
             q.bind(c.name).bind(int64_t{c.is_public}).bind(int64_t{c.priority}).bind(c.store_dir)
-                .bind(join(c.upstream_keys, ' ')).bind(now());
+                .bind(join(c.upstream_keys, ' ')).bind(now()).bind(c.retention).bind(c.max_size);
             auto r = q.step();
             if (!r) {
                 if (r.error().code == ErrorCode::conflict)
@@ -99,7 +99,7 @@ public:
     Result<CacheRow> get_cache(std::string_view name) override {
         return with_connection([&](Connection& conn) -> Result<CacheRow> {
             auto q = conn.query(
-                "SELECT id, name, is_public, priority, store_dir, upstream_keys, created_at "
+                "SELECT id, name, is_public, priority, store_dir, upstream_keys, created_at, retention, max_size "
                 "FROM caches WHERE name = ?");
             q.bind(name);
             TRY_ASSIGN(bool row, q.step());
@@ -111,7 +111,7 @@ public:
     Result<std::vector<CacheRow>> list_caches() override {
         return with_connection([&](Connection& conn) -> Result<std::vector<CacheRow>> {
             auto q = conn.query(
-                "SELECT id, name, is_public, priority, store_dir, upstream_keys, created_at "
+                "SELECT id, name, is_public, priority, store_dir, upstream_keys, created_at, retention, max_size "
                 "FROM caches ORDER BY name");
             std::vector<CacheRow> rows;
             for (;;) {
@@ -125,10 +125,10 @@ public:
     Result<void> update_cache(const CacheRow& c) override {
         return with_connection([&](Connection& conn) {
             auto q = conn.query(
-                "UPDATE caches SET is_public = ?, priority = ?, store_dir = ?, upstream_keys = ? "
-                "WHERE id = ?");
+                "UPDATE caches SET is_public = ?, priority = ?, store_dir = ?, upstream_keys = ?, retention = ?, "
+                "max_size = ? WHERE id = ?");
             q.bind(int64_t{c.is_public}).bind(int64_t{c.priority}).bind(c.store_dir)
-                .bind(join(c.upstream_keys, ' ')).bind(c.id);
+                .bind(join(c.upstream_keys, ' ')).bind(c.retention).bind(c.max_size).bind(c.id);
             return q.run();
         });
     }
@@ -166,7 +166,8 @@ public:
     }
 
     // --- chunks and NARs --------------------------------------------------
-#define LARDER_CHUNK_COLUMNS "id, hash, size, stored_size, compression, content_hash, server_made"
+#define LARDER_CHUNK_COLUMNS \
+    "id, hash, size, stored_size, compression, content_hash, server_made, blob, orphan_since IS NOT NULL"
 // The chunk (aliased c) is part of a NAR that a path of the cache (?) uses.
 #define LARDER_USED_BY_CACHE \
     "EXISTS (SELECT 1 FROM nar_chunks nc JOIN objects o ON o.nar_id = nc.nar_id WHERE nc.chunk_id = c.id AND o.cache_id = ?)"
@@ -191,20 +192,31 @@ public:
 
     Result<ChunkRow> insert_chunk(const ChunkRow& c) override {
         return with_connection([&](Connection& conn) -> Result<ChunkRow> {
-            // The key is the hash of the stored bytes: a conflicting row
-            // describes the very same bytes.
-            auto q = conn.query(
-                "INSERT INTO chunks (hash, size, stored_size, compression, content_hash, server_made, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING");
+            // A conflicting row describes the very same bytes (its hash);
+            // it keeps its own blob unless that one is lost.
+            auto q = conn.query(c.replaces_lost_blob
+                ? "INSERT INTO chunks (hash, size, stored_size, compression, content_hash, server_made, created_at, "
+                  "blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO UPDATE SET orphan_since = NULL, "
+                  "blob = excluded.blob"
+                : "INSERT INTO chunks (hash, size, stored_size, compression, content_hash, server_made, created_at, "
+                  "blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO UPDATE SET orphan_since = NULL");
             q.bind(c.hash).bind(static_cast<int64_t>(c.size)).bind(static_cast<int64_t>(c.stored_size))
                 .bind(c.compression).bind(c.content_hash.empty() ? c.hash : c.content_hash)
-                .bind(int64_t{c.server_made}).bind(now());
+                .bind(int64_t{c.server_made}).bind(now()).bind(c.blob.empty() ? c.hash : c.blob);
             TRY(q.run());
             auto s = conn.query("SELECT " LARDER_CHUNK_COLUMNS " FROM chunks WHERE hash = ?");
             s.bind(c.hash);
             TRY_ASSIGN(bool row, s.step());
             if (!row) return fail(ErrorCode::internal, "chunk vanished after insert");
             return chunk_row(s, 0);
+        });
+    }
+
+    Result<bool> revive_chunk(int64_t chunk_id) override {
+        return with_connection([&](Connection& conn) -> Result<bool> {
+            auto q = conn.query("UPDATE chunks SET orphan_since = NULL WHERE id = ? RETURNING id");
+            q.bind(chunk_id);
+            return q.step();
         });
     }
 
@@ -224,6 +236,9 @@ public:
                 TRY_ASSIGN(bool found, existing.step());
                 if (!found) return fail(ErrorCode::unavailable, "a NAR vanished while it was stored; try again");
                 auto id = existing.i64(0);
+                auto revive = conn.query("UPDATE nars SET orphan_since = NULL WHERE id = ?");
+                revive.bind(id);
+                TRY(revive.run());
                 return load_nar(conn, id);
             }
             NarRow row = nar;
@@ -231,7 +246,11 @@ public:
             for (size_t i = 0; i < nar.chunks.size(); ++i) {
                 auto c = conn.query("INSERT INTO nar_chunks (nar_id, seq, chunk_id) VALUES (?, ?, ?)");
                 c.bind(row.id).bind(static_cast<int64_t>(i)).bind(nar.chunks[i].id);
-                TRY(c.run());
+                auto r = c.run();
+                if (!r && r.error().code == ErrorCode::conflict)
+                    return fail(ErrorCode::unavailable,
+                                "a chunk of this NAR was garbage collected while it was uploaded; upload it again");
+                TRY(r);
             }
             return row;
         });
@@ -265,6 +284,19 @@ public:
             auto q = conn.query("SELECT count(*) FROM chunks");
             TRY(q.step());
             return q.i64(0);
+        });
+    }
+
+    Result<StorageCounts> storage_counts() override {
+        return with_connection([&](Connection& conn) -> Result<StorageCounts> {
+            auto q = conn.query(
+                "SELECT (SELECT count(*) FROM chunks), (SELECT count(*) FROM nars), "
+                "(SELECT coalesce(sum(stored_size), 0) FROM chunks), "
+                "(SELECT count(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM nar_chunks nc WHERE nc.chunk_id = c.id)), "
+                "(SELECT count(*) FROM nars n WHERE NOT EXISTS (SELECT 1 FROM objects o WHERE o.nar_id = n.id) "
+                "AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.nar_id = n.id))");
+            TRY(q.step());
+            return StorageCounts{q.i64(0), q.i64(1), q.i64(2), q.i64(3), q.i64(4)};
         });
     }
 
@@ -342,15 +374,27 @@ public:
         });
     }
 
-    Result<void> put_object(const ObjectRow& o) override {
-        return with_connection([&](Connection& conn) {
+    Result<void> put_object(const ObjectRow& o, const std::vector<std::string>& references) override {
+        return with_transaction([&](Connection& conn) -> Result<void> {
+            auto t = now();
+            for (const auto& ref : references) {
+                auto touch = conn.query(
+                    "UPDATE objects SET last_accessed_at = ? WHERE cache_id = ? AND store_path = ? RETURNING id");
+                touch.bind(t).bind(o.cache_id).bind(ref);
+                TRY_ASSIGN(bool there, touch.step());
+                if (!there)
+                    return fail(ErrorCode::conflict,
+                                fmt::format("reference {} left the cache (garbage collected or deleted) while {} was "
+                                            "uploaded; push it again",
+                                            ref, o.store_path));
+            }
             auto q = conn.query(
                 "INSERT INTO objects (cache_id, hash_part, store_path, nar_id, refs, deriver, system, "
                 "ca, sigs, created_at, last_accessed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (cache_id, hash_part) DO UPDATE SET store_path = excluded.store_path, "
                 "nar_id = excluded.nar_id, refs = excluded.refs, deriver = excluded.deriver, "
-                "system = excluded.system, ca = excluded.ca, sigs = excluded.sigs");
-            auto t = now();
+                "system = excluded.system, ca = excluded.ca, sigs = excluded.sigs, "
+                "last_accessed_at = excluded.last_accessed_at");
             q.bind(o.cache_id).bind(o.hash_part).bind(o.store_path).bind(o.nar_id)
                 .bind(join(o.references, ' ')).bind(o.deriver).bind(o.system).bind(o.ca)
                 .bind(join(o.sigs, '\n')).bind(t).bind(t);
@@ -387,6 +431,198 @@ public:
             auto q = conn.query("UPDATE objects SET sigs = ? WHERE id = ?");
             q.bind(join(sigs, '\n')).bind(object_id);
             return q.run();
+        });
+    }
+
+    // --- use and garbage collection --------------------------------------
+    Result<void> record_uses(int64_t when, const Uses& uses) override {
+        return with_transaction([&](Connection& conn) -> Result<void> {
+            for (const auto& [cache_id, hash_part] : uses.paths) {
+                auto q = conn.query(
+                    "UPDATE objects SET last_accessed_at = ? WHERE cache_id = ? AND hash_part = ? "
+                    "AND last_accessed_at < ?");
+                q.bind(when).bind(cache_id).bind(hash_part).bind(when);
+                TRY(q.run());
+            }
+            for (const auto& [cache_id, nar_id] : uses.nars) {
+                auto q = conn.query(
+                    "UPDATE objects SET last_accessed_at = ? WHERE cache_id = ? AND nar_id = ? "
+                    "AND last_accessed_at < ?");
+                q.bind(when).bind(cache_id).bind(nar_id).bind(when);
+                TRY(q.run());
+            }
+            return ok();
+        });
+    }
+
+    Result<std::vector<GcObject>> gc_objects(int64_t cache_id) override {
+        return with_connection([&](Connection& conn) -> Result<std::vector<GcObject>> {
+            auto q = conn.query(
+                "SELECT o.id, o.store_path, o.refs, o.last_accessed_at, o.nar_id, n.file_size "
+                "FROM objects o JOIN nars n ON n.id = o.nar_id WHERE o.cache_id = ?");
+            q.bind(cache_id);
+            std::vector<GcObject> rows;
+            for (;;) {
+                TRY_ASSIGN(bool row, q.step());
+                if (!row) return rows;
+                rows.push_back(GcObject{q.i64(0), q.text(1), split_list(q.text(2), ' '), q.i64(3), q.i64(4),
+                                        static_cast<uint64_t>(q.i64(5))});
+            }
+        });
+    }
+
+    Result<bool> delete_unused_object(int64_t object_id, int64_t last_used) override {
+        return with_connection([&](Connection& conn) -> Result<bool> {
+            auto q = conn.query("DELETE FROM objects WHERE id = ? AND last_accessed_at <= ? RETURNING id");
+            q.bind(object_id).bind(last_used);
+            return q.step();
+        });
+    }
+
+#define LARDER_NAR_UNUSED \
+    "NOT EXISTS (SELECT 1 FROM objects o WHERE o.nar_id = nars.id) AND " \
+    "NOT EXISTS (SELECT 1 FROM uploads u WHERE u.nar_id = nars.id)"
+#define LARDER_CHUNK_UNUSED "NOT EXISTS (SELECT 1 FROM nar_chunks nc WHERE nc.chunk_id = chunks.id)"
+    Result<int64_t> sweep_nars(int64_t now, int64_t cutoff) override {
+        return with_connection([&](Connection& conn) -> Result<int64_t> {
+            // Each statement is atomic on its own: what it removes is unused
+            // at that moment, and uploads revive what they reuse.
+            auto in_use = conn.query("UPDATE nars SET orphan_since = NULL WHERE orphan_since IS NOT NULL AND NOT ("
+                                     LARDER_NAR_UNUSED ")");
+            TRY(in_use.run());
+            auto uploads = conn.query(
+                "DELETE FROM uploads WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM objects o "
+                "WHERE o.nar_id = uploads.nar_id AND o.cache_id = uploads.cache_id)");
+            uploads.bind(cutoff);
+            TRY(uploads.run());
+            auto mark = conn.query("UPDATE nars SET orphan_since = ? WHERE orphan_since IS NULL AND " LARDER_NAR_UNUSED);
+            mark.bind(now);
+            TRY(mark.run());
+            auto sweep = conn.query("DELETE FROM nars WHERE orphan_since < ? AND " LARDER_NAR_UNUSED " RETURNING id");
+            sweep.bind(cutoff);
+            int64_t deleted = 0;
+            for (;;) {
+                TRY_ASSIGN(bool row, sweep.step());
+                if (!row) break;
+                ++deleted;
+            }
+            auto chunks_in_use = conn.query("UPDATE chunks SET orphan_since = NULL WHERE orphan_since IS NOT NULL "
+                                            "AND NOT " LARDER_CHUNK_UNUSED);
+            TRY(chunks_in_use.run());
+            auto mark_chunks = conn.query("UPDATE chunks SET orphan_since = ? WHERE orphan_since IS NULL AND "
+                                          LARDER_CHUNK_UNUSED);
+            mark_chunks.bind(now);
+            TRY(mark_chunks.run());
+            return deleted;
+        });
+    }
+
+    Result<std::vector<SweptChunk>> sweep_chunks(int64_t cutoff, size_t limit) override {
+        return with_connection([&](Connection& conn) -> Result<std::vector<SweptChunk>> {
+            // The conditions are repeated outside the subquery so that they
+            // are checked again on each row as it is deleted.
+            auto q = conn.query(
+                "DELETE FROM chunks WHERE id IN (SELECT id FROM chunks WHERE orphan_since < ? AND "
+                LARDER_CHUNK_UNUSED " LIMIT ?) AND orphan_since < ? AND " LARDER_CHUNK_UNUSED
+                " RETURNING blob, stored_size");
+            q.bind(cutoff).bind(static_cast<int64_t>(limit)).bind(cutoff);
+            std::vector<SweptChunk> swept;
+            for (;;) {
+                TRY_ASSIGN(bool row, q.step());
+                if (!row) return swept;
+                swept.push_back(SweptChunk{q.text(0), static_cast<uint64_t>(q.i64(1))});
+            }
+        });
+    }
+#undef LARDER_NAR_UNUSED
+#undef LARDER_CHUNK_UNUSED
+
+    Result<std::vector<std::string>> known_blobs(const std::vector<std::string>& keys) override {
+        constexpr size_t k_batch = 500;
+        static const std::string sql = [] {
+            std::string s = "SELECT blob FROM chunks WHERE blob IN (?";
+            for (size_t i = 1; i < k_batch; ++i) s += ",?";
+            return s + ")";
+        }();
+        return with_connection([&](Connection& conn) -> Result<std::vector<std::string>> {
+            std::vector<std::string> known;
+            for (size_t begin = 0; begin < keys.size(); begin += k_batch) {
+                auto q = conn.query(sql.c_str());
+                for (size_t i = begin; i < begin + k_batch; ++i)
+                    q.bind(i < keys.size() ? std::string_view(keys[i]) : std::string_view());
+                for (;;) {
+                    TRY_ASSIGN(bool row, q.step());
+                    if (!row) break;
+                    known.push_back(q.text(0));
+                }
+            }
+            return known;
+        });
+    }
+
+    Result<bool> take_lease(std::string_view name, std::string_view holder, int64_t at, int64_t expires_at) override {
+        return with_connection([&](Connection& conn) -> Result<bool> {
+            auto q = conn.query(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
+                "SET holder = excluded.holder, expires_at = excluded.expires_at "
+                "WHERE leases.expires_at < ? OR leases.holder = excluded.holder RETURNING holder");
+            q.bind(name).bind(holder).bind(expires_at).bind(at);
+            return q.step();
+        });
+    }
+
+    Result<void> drop_lease(std::string_view name, std::string_view holder) override {
+        return with_connection([&](Connection& conn) {
+            auto q = conn.query("DELETE FROM leases WHERE name = ? AND holder = ?");
+            q.bind(name).bind(holder);
+            return q.run();
+        });
+    }
+
+    // --- pins -------------------------------------------------------------
+    Result<PinRow> add_pin(const PinRow& pin, size_t keep) override {
+        return with_transaction([&](Connection& conn) -> Result<PinRow> {
+            auto q = conn.query("INSERT INTO pins (cache_id, name, store_path, created_at) VALUES (?, ?, ?, ?) "
+                                "RETURNING id");
+            PinRow row = pin;
+            row.created_at = now();
+            q.bind(pin.cache_id).bind(pin.name).bind(pin.store_path).bind(row.created_at);
+            TRY(q.step());
+            row.id = q.i64(0);
+            auto trim = conn.query(
+                "DELETE FROM pins WHERE cache_id = ? AND name = ? AND id NOT IN (SELECT id FROM pins "
+                "WHERE cache_id = ? AND name = ? ORDER BY id DESC LIMIT ?)");
+            trim.bind(pin.cache_id).bind(pin.name).bind(pin.cache_id).bind(pin.name)
+                .bind(static_cast<int64_t>(std::max<size_t>(keep, 1)));
+            TRY(trim.run());
+            return row;
+        });
+    }
+
+    Result<std::vector<PinRow>> list_pins(int64_t cache_id) override {
+        return with_connection([&](Connection& conn) -> Result<std::vector<PinRow>> {
+            auto q = conn.query("SELECT id, cache_id, name, store_path, created_at FROM pins WHERE cache_id = ? "
+                                "ORDER BY name, id DESC");
+            q.bind(cache_id);
+            std::vector<PinRow> rows;
+            for (;;) {
+                TRY_ASSIGN(bool row, q.step());
+                if (!row) return rows;
+                rows.push_back(PinRow{q.i64(0), q.i64(1), q.text(2), q.text(3), q.i64(4)});
+            }
+        });
+    }
+
+    Result<int64_t> delete_pin(int64_t cache_id, std::string_view name) override {
+        return with_connection([&](Connection& conn) -> Result<int64_t> {
+            auto q = conn.query("DELETE FROM pins WHERE cache_id = ? AND name = ? RETURNING id");
+            q.bind(cache_id).bind(name);
+            int64_t n = 0;
+            for (;;) {
+                TRY_ASSIGN(bool row, q.step());
+                if (!row) return n;
+                ++n;
+            }
         });
     }
 
@@ -527,7 +763,8 @@ private:
         NarRow nar{q.i64(0), q.text(1), static_cast<uint64_t>(q.i64(2)), q.text(3),
                    static_cast<uint64_t>(q.i64(4)), {}};
         auto c = conn.query(
-            "SELECT c.id, c.hash, c.size, c.stored_size, c.compression, c.content_hash, c.server_made "
+            "SELECT c.id, c.hash, c.size, c.stored_size, c.compression, c.content_hash, c.server_made, c.blob, "
+            "c.orphan_since IS NOT NULL "
             "FROM nar_chunks nc "
             "JOIN chunks c ON c.id = nc.chunk_id WHERE nc.nar_id = ? ORDER BY nc.seq");
         c.bind(id);
@@ -540,13 +777,17 @@ private:
     }
 
     static CacheRow cache_row(Query& q) {
-        return CacheRow{q.i64(0), q.text(1), q.i64(2) != 0, static_cast<int>(q.i64(3)), q.text(4),
-                        split_list(q.text(5), ' '), q.i64(6)};
+        CacheRow c{q.i64(0), q.text(1), q.i64(2) != 0, static_cast<int>(q.i64(3)), q.text(4),
+                   split_list(q.text(5), ' '), q.i64(6), {}, {}};
+        if (!q.is_null(7)) c.retention = q.i64(7);
+        if (!q.is_null(8)) c.max_size = q.i64(8);
+        return c;
     }
 
     static ChunkRow chunk_row(Query& q, int c) {
         return ChunkRow{q.i64(c), q.text(c + 1), static_cast<uint64_t>(q.i64(c + 2)),
-                        static_cast<uint64_t>(q.i64(c + 3)), q.text(c + 4), q.text(c + 5), q.i64(c + 6) != 0};
+                        static_cast<uint64_t>(q.i64(c + 3)), q.text(c + 4), q.text(c + 5), q.i64(c + 6) != 0,
+                        q.text(c + 7), false, q.i64(c + 8) != 0};
     }
 
     Result<std::optional<ChunkRow>> find_chunk_where(const char* sql, std::string_view value,

@@ -67,7 +67,27 @@ Result<cache::CacheSettings> settings_from(const json& j) {
         return fail(ErrorCode::invalid_input, "field 'priority' must be an integer from 0 to 10000");
     TRY_ASSIGN(s.priority, field<int>(j, "priority"));
     TRY_ASSIGN(s.upstream_keys, field<std::vector<std::string>>(j, "upstream_keys"));
+    // Seconds and bytes; 0 removes the setting.
+    for (auto [name, target] : {std::pair{"retention", &s.retention}, std::pair{"max_size", &s.max_size}}) {
+        if (!j.contains(name)) continue;
+        if (!j[name].is_number_integer() || j[name].get<int64_t>() < 0)
+            return fail(ErrorCode::invalid_input, fmt::format("field '{}' must be a whole number, 0 for none", name));
+        auto v = j[name].get<int64_t>();
+        *target = v == 0 ? std::optional<int64_t>() : std::optional<int64_t>(v);
+    }
     return s;
+}
+
+json gc_json(const cache::GcReport& r) {
+    json caches = json::array();
+    for (const auto& c : r.caches)
+        caches.push_back(json{{"cache", c.cache}, {"paths", c.paths}, {"deleted", c.deleted},
+                              {"deleted_bytes", c.deleted_bytes}, {"revived", c.revived},
+                              {"size_after", c.size_after}});
+    return json{{"started", r.started}, {"finished", r.finished}, {"now", r.now}, {"dry_run", r.dry_run},
+                {"caches", caches}, {"nars_deleted", r.nars_deleted}, {"chunks_deleted", r.chunks_deleted},
+                {"chunk_bytes_deleted", r.chunk_bytes_deleted}, {"orphan_blobs_deleted", r.orphan_blobs_deleted},
+                {"errors", r.errors}};
 }
 
 json token_json(const db::TokenRow& t) {
@@ -87,10 +107,28 @@ Result<Response> Handler::handle_api(const Prepared& p, Request& request) {
         return api_caches(p, request, path.substr(std::min(path.size(), size_t{7})));
     if (path == "tokens" || path.starts_with("tokens/"))
         return api_tokens(p, request, path.substr(std::min(path.size(), size_t{7})));
+    if (path == "gc") {
+        TRY(require(p, "*", Permission::admin));
+        if (request.method == Method::get) {
+            auto last = m_service.last_gc();
+            return json_response(200, last ? gc_json(*last).dump() : json::object().dump());
+        }
+        if (request.method != Method::post) return fail(ErrorCode::invalid_input, "use GET or POST on /api/v1/gc");
+        TRY_ASSIGN(auto body, parse_body(request));
+        cache::GcOptions options;
+        TRY_ASSIGN(auto dry_run, field<bool>(body, "dry_run"));
+        TRY_ASSIGN(options.cache, field<std::string>(body, "cache"));
+        TRY_ASSIGN(options.now, field<int64_t>(body, "now"));
+        options.dry_run = dry_run.value_or(false);
+        TRY_ASSIGN(auto report, m_service.collect_garbage(options));
+        return json_response(200, gc_json(report).dump());
+    }
     if (path == "stats" && request.method == Method::get) {
         TRY(require(p, "*", Permission::admin));
-        TRY_ASSIGN(auto chunks, m_service.chunk_count());
-        return json_response(200, json{{"chunks", chunks}}.dump());
+        TRY_ASSIGN(auto counts, m_service.storage_counts());
+        return json_response(200, json{{"chunks", counts.chunks}, {"nars", counts.nars},
+                                       {"stored_bytes", counts.stored_bytes}, {"unused_chunks", counts.unused_chunks},
+                                       {"unused_nars", counts.unused_nars}}.dump());
     }
     return fail(ErrorCode::not_found, "no such API endpoint");
 }
@@ -104,7 +142,9 @@ Result<Response> Handler::api_caches(const Prepared& p, Request& request, std::s
                     {"store_dir", c.store_dir}, {"upstream_keys", c.upstream_keys},
                     {"url", cache_url(request, c.name)},
                     {"public_key", public_keys.empty() ? json() : public_keys[0]},
-                    {"public_keys", public_keys}};
+                    {"public_keys", public_keys},
+                    {"retention", c.retention ? json(*c.retention) : json()},
+                    {"max_size", c.max_size ? json(*c.max_size) : json()}};
     };
     if (rest.empty()) {
         if (request.method == Method::get) {
@@ -193,6 +233,46 @@ Result<Response> Handler::api_caches(const Prepared& p, Request& request, std::s
                     {"zstd_level", chunking.zstd_level}};
         return json_response(200, json{{"missing", missing}, {"upstream_keys", row.upstream_keys},
                                        {"chunks", chunks}}.dump());
+    }
+    if (action == "pins" || action.starts_with("pins/")) {
+        auto pin_name = action.substr(std::min(action.size(), size_t{5}));
+        if (pin_name.empty() && request.method == Method::get) {
+            TRY_ASSIGN(auto row, check_cache(Permission::pull));
+            TRY_ASSIGN(auto pins, m_service.pins(row));
+            json out = json::array();
+            for (const auto& pin : pins)
+                out.push_back(json{{"name", pin.name}, {"path", pin.store_path}, {"created_at", pin.created_at}});
+            return json_response(200, out.dump());
+        }
+        if (pin_name.empty() && request.method == Method::post) {
+            TRY_ASSIGN(auto row, check_cache(Permission::push));
+            TRY_ASSIGN(auto body, parse_body(request));
+            TRY_ASSIGN(auto name, field<std::string>(body, "name"));
+            TRY_ASSIGN(auto store_path, field<std::string>(body, "path"));
+            TRY_ASSIGN(auto keep, field<int64_t>(body, "keep"));
+            if (!name || !store_path) return fail(ErrorCode::invalid_input, "fields 'name' and 'path' are required");
+            if (keep && (*keep < 1 || *keep > 10000))
+                return fail(ErrorCode::invalid_input, "field 'keep' must be from 1 to 10000");
+            TRY_ASSIGN(auto pin, m_service.pin(row, *name, *store_path, static_cast<size_t>(keep.value_or(1))));
+            return json_response(201, json{{"name", pin.name}, {"path", pin.store_path},
+                                           {"created_at", pin.created_at}}.dump());
+        }
+        if (!pin_name.empty() && request.method == Method::del) {
+            TRY_ASSIGN(auto row, check_cache(Permission::push));
+            TRY(m_service.unpin(row, pin_name));
+            return json_response(200, json{{"unpinned", pin_name}}.dump());
+        }
+        return fail(ErrorCode::invalid_input, "use GET or POST on .../pins, DELETE on .../pins/NAME");
+    }
+    if (action.starts_with("paths/") && request.method == Method::del) {
+        TRY_ASSIGN(auto row, check_cache(Permission::remove));
+        TRY_ASSIGN(auto body, parse_body(request));
+        TRY_ASSIGN(auto cascade, field<bool>(body, "cascade"));
+        auto hash = action.substr(6, nix::k_hash_part_length);
+        if (!nix::is_valid_hash_part(hash))
+            return fail(ErrorCode::invalid_input, fmt::format("'{}' is not a store path", printable(action.substr(6))));
+        TRY_ASSIGN(auto deleted, m_service.delete_path(row, hash, cascade.value_or(false)));
+        return json_response(200, json{{"deleted", deleted}}.dump());
     }
     return fail(ErrorCode::not_found, "no such API endpoint");
 }

@@ -25,6 +25,46 @@ std::optional<uint64_t> parse_u64(std::string_view s) {
     return value;
 }
 
+Result<int64_t> parse_duration(std::string_view text) {
+    int64_t unit = 0;
+    switch (text.empty() ? '\0' : text.back()) {
+        case 's': unit = 1; break;
+        case 'm': unit = 60; break;
+        case 'h': unit = 3600; break;
+        case 'd': unit = 86400; break;
+        case 'w': unit = 7 * 86400; break;
+        default: unit = 0;
+    }
+    auto n = parse_u64(unit ? text.substr(0, text.size() - 1) : text);
+    if (!n || *n == 0 || *n > 100000000)
+        return fail(ErrorCode::invalid_input,
+                    fmt::format("invalid duration '{}': use a number with s, m, h, d or w, e.g. 90d", printable(text, 40)));
+    return static_cast<int64_t>(*n) * (unit ? unit : 1);
+}
+
+Result<int64_t> parse_size(std::string_view text) {
+    auto digits = text;
+    if (digits.ends_with("iB")) digits.remove_suffix(2);
+    else if (digits.ends_with("B")) digits.remove_suffix(1);
+    int shift = 0;
+    if (!digits.empty()) {
+        switch (digits.back()) {
+            case 'K': case 'k': shift = 10; break;
+            case 'M': shift = 20; break;
+            case 'G': shift = 30; break;
+            case 'T': shift = 40; break;
+            case 'P': shift = 50; break;
+            default: break;
+        }
+    }
+    if (shift) digits.remove_suffix(1);
+    auto n = parse_u64(digits);
+    if (!n || *n == 0 || *n > (uint64_t{1} << (62 - shift)))
+        return fail(ErrorCode::invalid_input,
+                    fmt::format("invalid size '{}': use a number with K, M, G or T, e.g. 200G", printable(text, 40)));
+    return static_cast<int64_t>(*n << shift);
+}
+
 Result<std::string_view> strip_scheme(std::string_view url, std::string_view scheme, std::string_view kind) {
     auto sep = url.find("://");
     if (sep == std::string_view::npos) return url;

@@ -20,6 +20,12 @@ std::vector<std::string_view> split(std::string_view s, char sep);
 // for sizes; nullopt on anything else or on overflow.
 std::optional<uint64_t> parse_u64(std::string_view s);
 
+// "90d", "12h", "30m", "45s", "2w" (or plain seconds) -> seconds, at least 1.
+Result<int64_t> parse_duration(std::string_view text);
+// "200G", "512M", "64K", "2T" (powers of 1024; a trailing "B" or "iB" is
+// allowed) or plain bytes -> bytes, at least 1.
+Result<int64_t> parse_size(std::string_view text);
+
 // The rest of "<scheme>://rest", or `url` itself when it has no scheme;
 // another scheme is an error naming `kind` ("storage", "database").
 Result<std::string_view> strip_scheme(std::string_view url, std::string_view scheme, std::string_view kind);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <ctime>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -73,9 +74,12 @@ TEST_P(BlobStoreTest, PutGetRangesListRemove) {
     EXPECT_EQ(read_all(**source), data.substr(7));
     StringSink missing;
     EXPECT_EQ(m_store->get("bbb222", missing).error().code, ErrorCode::not_found);
-    auto keys = m_store->list();
-    ASSERT_TRUE(keys);
-    EXPECT_NE(std::find(keys->begin(), keys->end(), "aaa111"), keys->end());
+    auto listed = m_store->list();
+    ASSERT_TRUE(listed);
+    auto it = std::find_if(listed->begin(), listed->end(), [](const BlobInfo& b) { return b.key == "aaa111"; });
+    ASSERT_NE(it, listed->end());
+    // Written just now, by the store's clock (S3: the server's).
+    EXPECT_LT(std::abs(it->modified - static_cast<int64_t>(std::time(nullptr))), 300);
     ASSERT_TRUE(m_store->remove("aaa111"));
     EXPECT_FALSE(*m_store->exists("aaa111"));
     EXPECT_TRUE(m_store->remove("aaa111"));  // removing what is gone is fine

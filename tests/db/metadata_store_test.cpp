@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
@@ -54,7 +55,7 @@ protected:
     NarRow make_nar(const std::string& tag, const std::vector<std::string>& chunk_hashes) {
         NarRow n{0, "sha256:nar" + tag, 100, "sha256:file" + tag, 40, {}};
         for (const auto& h : chunk_hashes) {
-            auto c = m_store->insert_chunk(ChunkRow{0, h, 50, 20, "zstd", h, true});
+            auto c = m_store->insert_chunk(ChunkRow{0, h, 50, 20, "zstd", h, true, h, false, false});
             EXPECT_TRUE(c);
             n.chunks.push_back(*c);
         }
@@ -72,7 +73,7 @@ protected:
         o.references = {"aaa-dep", hash + "-name"};
         o.deriver = "bbb-x.drv";
         o.sigs = {"k-1:sig1", "k-2:sig2"};
-        EXPECT_TRUE(m_store->put_object(o));
+        EXPECT_TRUE(m_store->put_object(o, {}));
         return o;
     }
 
@@ -115,8 +116,8 @@ TEST_P(MetadataStoreTest, CachesAndKeys) {
 }
 
 TEST_P(MetadataStoreTest, ChunksAndNarsAreSharedAndIdempotent) {
-    auto c1 = m_store->insert_chunk(ChunkRow{0, "c1hash", 50, 20, "zstd", "c1content", true});
-    auto again = m_store->insert_chunk(ChunkRow{0, "c1hash", 50, 20, "zstd", "c1content", true});
+    auto c1 = m_store->insert_chunk(ChunkRow{0, "c1hash", 50, 20, "zstd", "c1content", true, "c1hash", false, false});
+    auto again = m_store->insert_chunk(ChunkRow{0, "c1hash", 50, 20, "zstd", "c1content", true, "c1hash", false, false});
     ASSERT_TRUE(c1 && again);
     EXPECT_EQ(c1->id, again->id);
     EXPECT_EQ(*m_store->count_chunks(), 1);
@@ -165,7 +166,7 @@ TEST_P(MetadataStoreTest, Objects) {
     EXPECT_EQ(*missing, (std::vector<std::string>{"hash2", "hash3"}));
 
     o.sigs = {"k-3:sig3"};
-    ASSERT_TRUE(m_store->put_object(o));  // replaces
+    ASSERT_TRUE(m_store->put_object(o, {}));  // replaces
     EXPECT_EQ((*m_store->find_object(a.id, "hash1"))->sigs, std::vector<std::string>{"k-3:sig3"});
     ASSERT_TRUE(m_store->set_object_sigs((*found)->id, {"k-4:sig4", "k-5:sig5"}));
     EXPECT_EQ((*m_store->find_object(a.id, "hash1"))->sigs.size(), 2u);
@@ -220,4 +221,74 @@ TEST(RedactUrl, HidesPasswords) {
               "postgresql://db/larder?user=x&password=***&sslmode=require");
     EXPECT_EQ(redact_url("postgresql://larder@db/larder"), "postgresql://larder@db/larder");
     EXPECT_EQ(redact_url("sqlite:///var/lib/larder.db"), "sqlite:///var/lib/larder.db");
+}
+
+// Garbage collection's primitives: a NAR no object uses is marked, then
+// deleted after the cutoff; its chunks likewise; a chunk revived (or reused
+// by an insert) in between stays; leases and pins.
+TEST_P(MetadataStoreTest, GarbageCollectionPrimitives) {
+    auto c = make_cache("gc");
+    auto c2 = make_cache("gc2");
+    c.retention = 3600;
+    c.max_size = 1 << 30;
+    ASSERT_TRUE(m_store->update_cache(c));
+    EXPECT_EQ(m_store->get_cache("gc")->retention, 3600);
+    EXPECT_EQ(m_store->get_cache("gc")->max_size, 1 << 30);
+    EXPECT_FALSE(m_store->get_cache("gc2")->retention);
+    auto kept = make_nar("kept", {"k1", "shared"});
+    auto gone = make_nar("gone", {"g1", "g2", "shared"});
+    make_object(c, kept, "keep");
+    make_object(c, gone, "drop");
+    auto objects = m_store->gc_objects(c.id);
+    ASSERT_TRUE(objects);
+    ASSERT_EQ(objects->size(), 2u);
+    for (const auto& o : *objects) {
+        if (o.store_path != "drop-name") continue;
+        EXPECT_FALSE(*m_store->delete_unused_object(o.id, o.last_used - 1)) << "deleted although used since";
+        EXPECT_TRUE(*m_store->delete_unused_object(o.id, o.last_used));
+    }
+    // Marked at 1000, deleted only by a sweep whose cutoff is past that.
+    EXPECT_EQ(*m_store->sweep_nars(1000, 500), 0);
+    EXPECT_EQ(*m_store->sweep_nars(2000, 1000), 0);
+    EXPECT_EQ(*m_store->sweep_nars(3000, 1001), 1);  // chunks g1, g2 marked at 3000
+    EXPECT_TRUE(m_store->sweep_chunks(3000, 10)->empty());
+    // g1 is reused by a new NAR's insert (revived); g2 is not.
+    auto reused = m_store->insert_chunk(ChunkRow{0, "g1", 50, 20, "zstd", "g1", true, "g1-new", false, false});
+    ASSERT_TRUE(reused);
+    EXPECT_EQ(reused->blob, "g1") << "an existing row keeps its blob";
+    auto swept = m_store->sweep_chunks(3001, 1);
+    ASSERT_TRUE(swept);
+    ASSERT_EQ(swept->size(), 1u);
+    EXPECT_EQ((*swept)[0].blob, "g2");
+    EXPECT_TRUE(m_store->sweep_chunks(3001, 10)->empty());
+    auto counts = m_store->storage_counts();
+    ASSERT_TRUE(counts);
+    EXPECT_EQ(counts->chunks, 3);
+    EXPECT_EQ(counts->unused_chunks, 1);  // g1: revived, but no NAR uses it yet
+    EXPECT_EQ(counts->nars, 1);
+    auto known = m_store->known_blobs({"g1", "g2", "k1", "x"});
+    ASSERT_TRUE(known);
+    std::sort(known->begin(), known->end());
+    EXPECT_EQ(*known, (std::vector<std::string>{"g1", "k1"}));
+
+    // Leases: one holder at a time until it expires.
+    EXPECT_TRUE(*m_store->take_lease("gc", "a", 100, 160));
+    EXPECT_FALSE(*m_store->take_lease("gc", "b", 150, 210));
+    EXPECT_TRUE(*m_store->take_lease("gc", "a", 150, 210)) << "the holder renews";
+    EXPECT_TRUE(*m_store->take_lease("gc", "b", 211, 270)) << "an expired lease is free";
+    ASSERT_TRUE(m_store->drop_lease("gc", "b"));
+    EXPECT_TRUE(*m_store->take_lease("gc", "a", 212, 270));
+
+    // Pins: the newest `keep` of a name.
+    for (auto p : {"p1", "p2", "p3"}) ASSERT_TRUE(m_store->add_pin(PinRow{0, c.id, "rel", p, 0}, 2));
+    ASSERT_TRUE(m_store->add_pin(PinRow{0, c.id, "other", "p9", 0}, 1));
+    auto pins = m_store->list_pins(c.id);
+    ASSERT_TRUE(pins);
+    ASSERT_EQ(pins->size(), 3u);
+    EXPECT_EQ((*pins)[0].name, "other");
+    EXPECT_EQ((*pins)[1].store_path, "p3");
+    EXPECT_EQ((*pins)[2].store_path, "p2");
+    EXPECT_EQ(*m_store->delete_pin(c.id, "rel"), 2);
+    EXPECT_EQ(*m_store->delete_pin(c.id, "rel"), 0);
+    EXPECT_TRUE(m_store->list_pins(c2.id)->empty());
 }

@@ -45,7 +45,8 @@ pass "a misspelt storage URL parameter stops startup: $(tail -1 "$TMP/typo.log")
 s3_config "$TMP/s3.toml" "$S3_SECRET_KEY"
 # Each on a fresh schema (the bucket prefix can stay: chunks are content addressed).
 export PG_URL  # tokens_test dumps the database it ran on
-for t in serve_nix tokens access_table; do
+export S3_ENDPOINT S3_REGION S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET  # gc_test lists the bucket
+for t in serve_nix tokens access_table gc; do
     psql "$PG_URL" -q -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;" 2>/dev/null
     LARDER_TEST_CONFIG=$TMP/s3.toml bash "$LARDER_SOURCE/tests/e2e/${t}_test.sh" > "$TMP/$t.out" 2>&1 \
         || { cat "$TMP/$t.out"; fail "${t}_test on S3 + PostgreSQL"; }
