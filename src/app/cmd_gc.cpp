@@ -1,4 +1,4 @@
-// larder gc | pin | pins | unpin | path delete: what removes, over the JSON API.
+// larder gc | fsck | pin | pins | unpin | path delete: what removes or checks, over the JSON API.
 #include <iostream>
 
 #include <fmt/core.h>
@@ -69,6 +69,35 @@ Result<void> run_gc(const GcCommand& o) {
     return ok();
 }
 
+struct FsckCommand {
+    ClientOptions client;
+    bool repair = false;
+    std::string cache;
+    unsigned sample = 100;
+    bool json_output = false;
+};
+
+Result<void> run_fsck(const FsckCommand& o) {
+    json body{{"repair", o.repair}, {"sample_percent", o.sample}};
+    if (!o.cache.empty()) body["cache"] = o.cache;
+    TRY_ASSIGN(auto r, call(o.client, "POST", "/api/v1/fsck", body));
+    if (o.json_output) std::cout << r.dump(2) << "\n";
+    else {
+        std::cout << fmt::format("{} chunks checked: {} missing, {} corrupt\n", r["chunks_checked"].get<int64_t>(),
+                                 r["missing"].get<int64_t>(), r["corrupt"].get<int64_t>());
+        for (const auto& b : r["bad_blobs"]) std::cout << "  bad chunk " << b.get<std::string>() << "\n";
+        for (const auto& p : r["damaged_paths"]) std::cout << "  damaged  " << p.get<std::string>() << "\n";
+        for (const auto& p : r["withdrawn"]) std::cout << "  withdrawn " << p.get<std::string>() << "\n";
+        for (const auto& e : r["errors"]) std::cout << "  unreadable " << e.get<std::string>() << "\n";
+    }
+    if (!r["damaged_paths"].empty() && !o.repair)
+        return fail(ErrorCode::corrupt, fmt::format("{} paths are damaged (their NARs answer 404); larder fsck --repair "
+                                                    "withdraws them so that pushing them again heals them",
+                                                    r["damaged_paths"].size()));
+    if (!r["errors"].empty()) return fail(ErrorCode::unavailable, "some chunks could not be read; run fsck again");
+    return ok();
+}
+
 struct PinCommand {
     ClientOptions client;
     std::string cache, name, path;
@@ -90,6 +119,17 @@ void add_gc_commands(CLI::App& app) {
     cmd->add_flag("--json", gc->json_output, "Print JSON");
     add_client_options(*cmd, gc->client);
     cmd->callback([gc] { report(run_gc(*gc)); });
+
+    auto fsck = std::make_shared<FsckCommand>();
+    auto* fsck_cmd = app.add_subcommand("fsck", "Check that every stored chunk is there with the right hash");
+    fsck_cmd->add_flag("--repair", fsck->repair,
+                       "Withdraw damaged paths (and their referrers), so that pushing them again heals them");
+    fsck_cmd->add_option("--cache", fsck->cache, "Only the chunks this cache's paths use");
+    fsck_cmd->add_option("--sample", fsck->sample, "Check about this percentage of the chunks (default 100)")
+        ->check(CLI::Range(1, 100));
+    fsck_cmd->add_flag("--json", fsck->json_output, "Print JSON");
+    add_client_options(*fsck_cmd, fsck->client);
+    fsck_cmd->callback([fsck] { report(run_fsck(*fsck)); });
 
     auto pin = std::make_shared<PinCommand>();
     auto* pin_cmd = app.add_subcommand("pin", "Keep a path's closure regardless of retention and quota");

@@ -69,6 +69,9 @@ public:
     // fetch ahead in parallel. A missing blob fails the read that reaches it.
     virtual std::unique_ptr<Source> open_ranges(std::vector<BlobRange> ranges);
     virtual Result<bool> exists(std::string_view key) = 0;
+    // Whether exists() costs no request (a stat): then a NAR's chunks are
+    // all checked before it is served.
+    virtual bool exists_is_cheap() const { return false; }
     virtual Result<void> remove(std::string_view key) = 0;
     virtual Result<std::vector<BlobInfo>> list() = 0;
     // The URL with any credentials removed, for logs.

@@ -140,6 +140,8 @@ public:
         return ::stat(path.c_str(), &st) == 0;
     }
 
+    bool exists_is_cheap() const override { return true; }
+
     Result<void> remove(std::string_view key) override {
         TRY_ASSIGN(auto path, path_of(key));
         if (::unlink(path.c_str()) != 0 && errno != ENOENT)

@@ -50,6 +50,8 @@ public:
         return m_blobs.count(std::string(key)) > 0;
     }
 
+    bool exists_is_cheap() const override { return true; }
+
     Result<void> remove(std::string_view key) override {
         TRY(check(key));
         std::lock_guard lock(m_mutex);

@@ -105,6 +105,11 @@ Result<std::string> hash_part_of(std::string_view path) {
 
 Result<std::vector<std::string>> CacheService::delete_path(const db::CacheRow& cache, std::string_view hash_part,
                                                           bool cascade) {
+    return remove_path(cache, hash_part, cascade, true);
+}
+
+Result<std::vector<std::string>> CacheService::remove_path(const db::CacheRow& cache, std::string_view hash_part,
+                                                          bool cascade, bool respect_pins) {
     TRY_ASSIGN(auto object, m_db.find_object(cache.id, hash_part));
     if (!object) return fail(ErrorCode::not_found, "no such path in this cache");
     TRY_ASSIGN(auto rows, m_db.gc_objects(cache.id));
@@ -123,7 +128,7 @@ Result<std::vector<std::string>> CacheService::delete_path(const db::CacheRow& c
                                 referrers.size(), cache.name, object->store_path, referrers.front()));
     TRY_ASSIGN(auto pins, m_db.list_pins(cache.id));
     for (const auto& pin : pins)
-        if (auto i = graph.find(pin.store_path); i && doomed[*i])
+        if (auto i = graph.find(pin.store_path); i && doomed[*i] && respect_pins)
             return fail(ErrorCode::conflict, fmt::format("{} is pinned as '{}' in cache '{}'; unpin it first",
                                                          pin.store_path, pin.name, cache.name));
     // Referrers first: a failure part way leaves no path without a reference.
@@ -133,10 +138,10 @@ Result<std::vector<std::string>> CacheService::delete_path(const db::CacheRow& c
         if (graph.in_cycle[i]) order.push_back(i);
     for (auto i : order) {
         if (!doomed[i]) continue;
-        const auto& o = graph.objects[i];
-        TRY(m_db.delete_object(cache.id, o.store_path.substr(0, nix::k_hash_part_length)));
-        forget_path(cache.id, o.store_path.substr(0, nix::k_hash_part_length));
-        deleted.push_back(o.store_path);
+        auto hash = graph.objects[i].store_path.substr(0, nix::k_hash_part_length);
+        TRY(m_db.delete_object(cache.id, hash));
+        forget_path(cache.id, hash);
+        deleted.push_back(graph.objects[i].store_path);
     }
     return deleted;
 }

@@ -7,6 +7,7 @@
 #include <random>
 
 #include <fmt/core.h>
+#include <spdlog/spdlog.h>
 
 #include "crypto/encoding.hpp"
 #include "nix/nar_info.hpp"
@@ -227,8 +228,27 @@ Result<db::NarRow> CacheService::served_nar(const db::CacheRow& cache, std::stri
     auto digest = file.substr(0, file.size() - k_nar_extension.size());
     TRY_ASSIGN(auto nar, m_db.find_cache_nar(cache.id, fmt::format("sha256:{}", digest)));
     if (!nar) return fail(ErrorCode::not_found, "no such NAR in this cache");
+    TRY(check_whole(*nar));
     m_usage.nar(cache.id, nar->id);
     return std::move(*nar);
+}
+
+Result<void> CacheService::check_whole(const db::NarRow& nar) {
+    // Never a 200 that ends early: a NAR is served only if every chunk is
+    // there (on local disk checked here; on S3, as fsck last found).
+    auto damaged = fail(ErrorCode::not_found, "this NAR is damaged (a chunk is missing or corrupt; larder fsck "
+                                              "lists it): push the path again to heal it");
+    for (const auto& chunk : nar.chunks) {
+        if (chunk.damaged) return damaged;
+        if (!m_blobs.exists_is_cheap()) continue;
+        TRY_ASSIGN(bool there, m_blobs.exists(chunk.blob));
+        if (there) continue;
+        spdlog::warn("chunk {} of NAR {} is missing from storage; its paths are no longer served", chunk.blob,
+                     nar.file_hash);
+        (void)m_db.set_chunk_damaged(chunk.id, true);
+        return damaged;
+    }
+    return ok();
 }
 
 std::unique_ptr<Source> CacheService::open_nar(const db::NarRow& nar, uint64_t offset, uint64_t length) {
@@ -314,6 +334,7 @@ Result<std::unique_ptr<Source>> CacheService::open_uploaded_nar(const db::CacheR
     // Visible only once a narinfo in this cache uses it.
     TRY_ASSIGN(auto served, m_db.find_cache_nar(cache.id, nar->file_hash));
     if (!served) return not_found;
+    TRY(check_whole(*served));
     auto stream = open_nar(*served, 0, served->file_size);
     if (name.compression == codec::Method::zstd || name.compression == codec::Method::bzip2) return stream;
     // Re-encoding costs CPU per byte served (xz: tens of MB/s): a few at a time.

@@ -79,6 +79,20 @@ struct GcReport {
     std::vector<std::string> errors;     // what failed; the rest went on
 };
 
+struct FsckOptions {
+    bool repair = false;
+    std::optional<std::string> cache;  // only chunks this cache's NARs use
+    unsigned sample_percent = 100;     // check about this share of the chunks
+};
+
+struct FsckReport {
+    int64_t chunks_checked = 0, missing = 0, corrupt = 0;
+    std::vector<std::string> bad_blobs;      // at most 100
+    std::vector<std::string> damaged_paths;  // "<cache>/<base name>"
+    std::vector<std::string> withdrawn;      // with repair: "<cache>/<base name>"
+    std::vector<std::string> errors;         // chunks that could not be read (not counted as damaged)
+};
+
 struct PinInfo {
     std::string name;
     std::string store_path;  // base name
@@ -167,6 +181,13 @@ public:
     // after the grace period.
     Result<GcReport> collect_garbage(const GcOptions& options);
     std::optional<GcReport> last_gc() const;
+
+    // Integrity (fsck.cpp): reads every chunk (or a sample) back and checks
+    // its hash. A missing or corrupt chunk is marked damaged, so NARs using
+    // it answer 404 instead of ending early; with `repair`, the paths using
+    // them (and their referrers) are withdrawn, so a push uploads them again
+    // and heals the chunk.
+    Result<FsckReport> check_integrity(const FsckOptions& options);
     Result<std::vector<std::string>> missing_paths(const db::CacheRow& cache,
                                                    const std::vector<std::string>& hash_parts);
 
@@ -194,6 +215,10 @@ private:
     Result<void> commit_object(const db::CacheRow& cache, nix::NarInfo info, const db::NarRow& nar,
                                const std::vector<std::string>& upstream);
 
+    // not_found unless every chunk of the NAR is there to be served.
+    Result<void> check_whole(const db::NarRow& nar);
+    Result<std::vector<std::string>> remove_path(const db::CacheRow& cache, std::string_view hash_part, bool cascade,
+                                                 bool respect_pins);
     void forget_cache(std::string_view name);
     void forget_path(int64_t cache_id, std::string_view hash_part);
     // gc.cpp

@@ -116,10 +116,11 @@ Result<NarUpload::StoredChunk> store(ChunkJob& job) {
             TRY_ASSIGN(bool kept, reuse(job.db, *existing));
             // Served bytes are the stored ones, so the file hash reads them back.
             StringSink stored;
-            auto got = kept ? job.blobs.get(existing->blob, stored) : Result<void>(ok());
-            if (kept && got) return NarUpload::StoredChunk{std::move(*existing), std::move(stored.data()), false};
+            auto got = kept && !existing->damaged ? job.blobs.get(existing->blob, stored) : Result<void>(ok());
+            if (kept && !existing->damaged && got)
+                return NarUpload::StoredChunk{std::move(*existing), std::move(stored.data()), false};
             if (!got && got.error().code != ErrorCode::not_found) return Failure{std::move(got).error()};
-            lost = kept;  // the row outlived its blob: store it again below
+            lost = kept;  // the row outlived its blob (or fsck found it damaged): store it again below
         }
         thread_local std::unique_ptr<codec::FrameCompressor> compressor;
         thread_local int compressor_level = 0;
@@ -135,7 +136,8 @@ Result<NarUpload::StoredChunk> store(ChunkJob& job) {
         TRY_ASSIGN(auto identical, job.db.find_chunk_by_key(hash, job.dedup_within));
         if (identical && identical->size == job.data.size()) {
             TRY_ASSIGN(bool kept, reuse(job.db, *identical));
-            TRY_ASSIGN(bool there, kept ? job.blobs.exists(identical->blob) : Result<bool>(false));
+            TRY_ASSIGN(bool there,
+                       kept && !identical->damaged ? job.blobs.exists(identical->blob) : Result<bool>(false));
             if (there) return NarUpload::StoredChunk{std::move(*identical), std::move(*job.frame), false};
             lost = kept;
         }
@@ -144,7 +146,7 @@ Result<NarUpload::StoredChunk> store(ChunkJob& job) {
     TRY(job.blobs.put(key, *job.frame));
     auto stored_size = job.frame->size();
     db::ChunkRow row{0, std::move(hash), job.data.size(), stored_size, "zstd", std::move(job.content_hash), server_made,
-                     std::move(key), lost, false};
+                     std::move(key), lost, false, false};
     return NarUpload::StoredChunk{std::move(row), std::move(*job.frame), true};
 }
 

@@ -55,6 +55,9 @@ struct ChunkRow {
     // No NAR used it when garbage collection last looked: revive_chunk()
     // before a new NAR uses it.
     bool orphaned = false;
+    // fsck found its blob missing or corrupt: NARs using it are not served
+    // until an upload of the same content stores a new blob.
+    bool damaged = false;
 };
 
 struct NarRow {
@@ -202,6 +205,17 @@ public:
     virtual Result<int64_t> sweep_nars(int64_t now, int64_t cutoff) = 0;
     // Deletes up to `limit` chunks orphaned before `cutoff`.
     virtual Result<std::vector<SweptChunk>> sweep_chunks(int64_t cutoff, size_t limit) = 0;
+    // Integrity checks: chunks in id order after `after_id` (only those of
+    // NARs a path of `cache_id` uses, if given); marking one (un)damaged; the
+    // paths whose NAR has a damaged chunk (cache id, hash part, base name).
+    virtual Result<std::vector<ChunkRow>> chunks_after(int64_t after_id, size_t limit,
+                                                       std::optional<int64_t> cache_id) = 0;
+    virtual Result<void> set_chunk_damaged(int64_t chunk_id, bool damaged) = 0;
+    struct DamagedObject {
+        int64_t cache_id = 0;
+        std::string hash_part, store_path;
+    };
+    virtual Result<std::vector<DamagedObject>> damaged_objects() = 0;
     // Which of these blob keys a chunk row names.
     virtual Result<std::vector<std::string>> known_blobs(const std::vector<std::string>& keys) = 0;
     // Takes (or renews) the lease `name` for `holder` until `expires_at`,

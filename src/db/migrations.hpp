@@ -129,13 +129,15 @@ UPDATE caches SET upstream_keys = 'cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ
     // (`blob`; old rows keep their hash as key), so a blob GC deletes can never
     // be one an upload is writing again; rows no NAR (chunks) or no object or
     // upload (NARs) uses are marked with the time they were first seen so, and
-    // removed a grace period later; retention and size caps per cache; pins;
-    // leases (one GC at a time across replicas).
+    // removed a grace period later; chunks fsck found missing or corrupt;
+    // retention and size caps per cache; pins; leases (one GC at a time
+    // across replicas).
     R"SQL(
 ALTER TABLE chunks ADD COLUMN blob TEXT NOT NULL DEFAULT '';
 UPDATE chunks SET blob = hash;
 CREATE INDEX chunks_blob ON chunks(blob);
 ALTER TABLE chunks ADD COLUMN orphan_since INTEGER;
+ALTER TABLE chunks ADD COLUMN damaged INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE nars ADD COLUMN orphan_since INTEGER;
 ALTER TABLE caches ADD COLUMN retention INTEGER;
 ALTER TABLE caches ADD COLUMN max_size INTEGER;
@@ -269,13 +271,15 @@ UPDATE caches SET upstream_keys = 'cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ
     // (`blob`; old rows keep their hash as key), so a blob GC deletes can never
     // be one an upload is writing again; rows no NAR (chunks) or no object or
     // upload (NARs) uses are marked with the time they were first seen so, and
-    // removed a grace period later; retention and size caps per cache; pins;
-    // leases (one GC at a time across replicas).
+    // removed a grace period later; chunks fsck found missing or corrupt;
+    // retention and size caps per cache; pins; leases (one GC at a time
+    // across replicas).
     R"SQL(
 ALTER TABLE chunks ADD COLUMN blob TEXT NOT NULL DEFAULT '';
 UPDATE chunks SET blob = hash;
 CREATE INDEX chunks_blob ON chunks(blob);
 ALTER TABLE chunks ADD COLUMN orphan_since BIGINT;
+ALTER TABLE chunks ADD COLUMN damaged INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE nars ADD COLUMN orphan_since BIGINT;
 ALTER TABLE caches ADD COLUMN retention BIGINT;
 ALTER TABLE caches ADD COLUMN max_size BIGINT;

@@ -167,7 +167,7 @@ public:
 
     // --- chunks and NARs --------------------------------------------------
 #define LARDER_CHUNK_COLUMNS \
-    "id, hash, size, stored_size, compression, content_hash, server_made, blob, orphan_since IS NOT NULL"
+    "id, hash, size, stored_size, compression, content_hash, server_made, blob, orphan_since IS NOT NULL, damaged"
 // The chunk (aliased c) is part of a NAR that a path of the cache (?) uses.
 #define LARDER_USED_BY_CACHE \
     "EXISTS (SELECT 1 FROM nar_chunks nc JOIN objects o ON o.nar_id = nc.nar_id WHERE nc.chunk_id = c.id AND o.cache_id = ?)"
@@ -197,7 +197,7 @@ public:
             auto q = conn.query(c.replaces_lost_blob
                 ? "INSERT INTO chunks (hash, size, stored_size, compression, content_hash, server_made, created_at, "
                   "blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO UPDATE SET orphan_since = NULL, "
-                  "blob = excluded.blob"
+                  "blob = excluded.blob, damaged = 0"
                 : "INSERT INTO chunks (hash, size, stored_size, compression, content_hash, server_made, created_at, "
                   "blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO UPDATE SET orphan_since = NULL");
             q.bind(c.hash).bind(static_cast<int64_t>(c.size)).bind(static_cast<int64_t>(c.stored_size))
@@ -537,6 +537,47 @@ public:
 #undef LARDER_NAR_UNUSED
 #undef LARDER_CHUNK_UNUSED
 
+    Result<std::vector<ChunkRow>> chunks_after(int64_t after_id, size_t limit,
+                                               std::optional<int64_t> cache_id) override {
+        return with_connection([&](Connection& conn) -> Result<std::vector<ChunkRow>> {
+            auto q = conn.query(cache_id ? "SELECT " LARDER_CHUNK_COLUMNS " FROM chunks c WHERE id > ? AND "
+                                           LARDER_USED_BY_CACHE " ORDER BY id LIMIT ?"
+                                         : "SELECT " LARDER_CHUNK_COLUMNS " FROM chunks WHERE id > ? ORDER BY id LIMIT ?");
+            q.bind(after_id);
+            if (cache_id) q.bind(*cache_id);
+            q.bind(static_cast<int64_t>(limit));
+            std::vector<ChunkRow> rows;
+            for (;;) {
+                TRY_ASSIGN(bool row, q.step());
+                if (!row) return rows;
+                rows.push_back(chunk_row(q, 0));
+            }
+        });
+    }
+
+    Result<void> set_chunk_damaged(int64_t chunk_id, bool damaged) override {
+        return with_connection([&](Connection& conn) {
+            auto q = conn.query("UPDATE chunks SET damaged = ? WHERE id = ?");
+            q.bind(int64_t{damaged}).bind(chunk_id);
+            return q.run();
+        });
+    }
+
+    Result<std::vector<DamagedObject>> damaged_objects() override {
+        return with_connection([&](Connection& conn) -> Result<std::vector<DamagedObject>> {
+            auto q = conn.query(
+                "SELECT o.cache_id, o.hash_part, o.store_path FROM objects o WHERE EXISTS (SELECT 1 FROM nar_chunks nc "
+                "JOIN chunks c ON c.id = nc.chunk_id WHERE nc.nar_id = o.nar_id AND c.damaged = 1) "
+                "ORDER BY o.cache_id, o.store_path");
+            std::vector<DamagedObject> rows;
+            for (;;) {
+                TRY_ASSIGN(bool row, q.step());
+                if (!row) return rows;
+                rows.push_back(DamagedObject{q.i64(0), q.text(1), q.text(2)});
+            }
+        });
+    }
+
     Result<std::vector<std::string>> known_blobs(const std::vector<std::string>& keys) override {
         constexpr size_t k_batch = 500;
         static const std::string sql = [] {
@@ -764,7 +805,7 @@ private:
                    static_cast<uint64_t>(q.i64(4)), {}};
         auto c = conn.query(
             "SELECT c.id, c.hash, c.size, c.stored_size, c.compression, c.content_hash, c.server_made, c.blob, "
-            "c.orphan_since IS NOT NULL "
+            "c.orphan_since IS NOT NULL, c.damaged "
             "FROM nar_chunks nc "
             "JOIN chunks c ON c.id = nc.chunk_id WHERE nc.nar_id = ? ORDER BY nc.seq");
         c.bind(id);
@@ -787,7 +828,7 @@ private:
     static ChunkRow chunk_row(Query& q, int c) {
         return ChunkRow{q.i64(c), q.text(c + 1), static_cast<uint64_t>(q.i64(c + 2)),
                         static_cast<uint64_t>(q.i64(c + 3)), q.text(c + 4), q.text(c + 5), q.i64(c + 6) != 0,
-                        q.text(c + 7), false, q.i64(c + 8) != 0};
+                        q.text(c + 7), false, q.i64(c + 8) != 0, q.i64(c + 9) != 0};
     }
 
     Result<std::optional<ChunkRow>> find_chunk_where(const char* sql, std::string_view value,

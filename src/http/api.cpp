@@ -123,6 +123,24 @@ Result<Response> Handler::handle_api(const Prepared& p, Request& request) {
         TRY_ASSIGN(auto report, m_service.collect_garbage(options));
         return json_response(200, gc_json(report).dump());
     }
+    if (path == "fsck") {
+        TRY(require(p, "*", Permission::admin));
+        if (request.method != Method::post) return fail(ErrorCode::invalid_input, "use POST on /api/v1/fsck");
+        TRY_ASSIGN(auto body, parse_body(request));
+        cache::FsckOptions options;
+        TRY_ASSIGN(auto repair, field<bool>(body, "repair"));
+        TRY_ASSIGN(options.cache, field<std::string>(body, "cache"));
+        TRY_ASSIGN(auto sample, field<int64_t>(body, "sample_percent"));
+        if (sample && (*sample < 1 || *sample > 100))
+            return fail(ErrorCode::invalid_input, "field 'sample_percent' must be from 1 to 100");
+        options.repair = repair.value_or(false);
+        options.sample_percent = static_cast<unsigned>(sample.value_or(100));
+        TRY_ASSIGN(auto r, m_service.check_integrity(options));
+        return json_response(200, json{{"chunks_checked", r.chunks_checked}, {"missing", r.missing},
+                                       {"corrupt", r.corrupt}, {"bad_blobs", r.bad_blobs},
+                                       {"damaged_paths", r.damaged_paths}, {"withdrawn", r.withdrawn},
+                                       {"errors", r.errors}}.dump());
+    }
     if (path == "stats" && request.method == Method::get) {
         TRY(require(p, "*", Permission::admin));
         TRY_ASSIGN(auto counts, m_service.storage_counts());

@@ -55,7 +55,7 @@ protected:
     NarRow make_nar(const std::string& tag, const std::vector<std::string>& chunk_hashes) {
         NarRow n{0, "sha256:nar" + tag, 100, "sha256:file" + tag, 40, {}};
         for (const auto& h : chunk_hashes) {
-            auto c = m_store->insert_chunk(ChunkRow{0, h, 50, 20, "zstd", h, true, h, false, false});
+            auto c = m_store->insert_chunk(ChunkRow{0, h, 50, 20, "zstd", h, true, h, false, false, false});
             EXPECT_TRUE(c);
             n.chunks.push_back(*c);
         }
@@ -116,8 +116,8 @@ TEST_P(MetadataStoreTest, CachesAndKeys) {
 }
 
 TEST_P(MetadataStoreTest, ChunksAndNarsAreSharedAndIdempotent) {
-    auto c1 = m_store->insert_chunk(ChunkRow{0, "c1hash", 50, 20, "zstd", "c1content", true, "c1hash", false, false});
-    auto again = m_store->insert_chunk(ChunkRow{0, "c1hash", 50, 20, "zstd", "c1content", true, "c1hash", false, false});
+    auto c1 = m_store->insert_chunk(ChunkRow{0, "c1hash", 50, 20, "zstd", "c1content", true, "c1hash", false, false, false});
+    auto again = m_store->insert_chunk(ChunkRow{0, "c1hash", 50, 20, "zstd", "c1content", true, "c1hash", false, false, false});
     ASSERT_TRUE(c1 && again);
     EXPECT_EQ(c1->id, again->id);
     EXPECT_EQ(*m_store->count_chunks(), 1);
@@ -253,7 +253,7 @@ TEST_P(MetadataStoreTest, GarbageCollectionPrimitives) {
     EXPECT_EQ(*m_store->sweep_nars(3000, 1001), 1);  // chunks g1, g2 marked at 3000
     EXPECT_TRUE(m_store->sweep_chunks(3000, 10)->empty());
     // g1 is reused by a new NAR's insert (revived); g2 is not.
-    auto reused = m_store->insert_chunk(ChunkRow{0, "g1", 50, 20, "zstd", "g1", true, "g1-new", false, false});
+    auto reused = m_store->insert_chunk(ChunkRow{0, "g1", 50, 20, "zstd", "g1", true, "g1-new", false, false, false});
     ASSERT_TRUE(reused);
     EXPECT_EQ(reused->blob, "g1") << "an existing row keeps its blob";
     auto swept = m_store->sweep_chunks(3001, 1);

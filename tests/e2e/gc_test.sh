@@ -5,7 +5,8 @@
 # nix copy); the second is pinned; the first is used only through one path.
 # GC with retention, "now" moved forward: exactly the pinned closure, the
 # newest generation and the used path (with its closure) remain, and each
-# substitutes with signatures required. After the grace period, no NAR,
+# substitutes with signatures required. A chunk deleted by hand is found by
+# fsck and healed by a push. After the grace period, no NAR,
 # chunk or blob is left that nothing uses; a path deleted by hand cannot
 # be deleted while referred to; deleting a cache reclaims its storage.
 source "$(dirname "$0")/lib.sh"
@@ -79,6 +80,50 @@ nix-store -r "$g2" "$g3" "$leaf1" --option netrc-file "$TMP/netrc" --option subs
 for p in "${c2[@]}" "${c3[@]}" "$leaf1"; do [ -e "$p" ] || fail "$p was not substituted"; done
 pass "g2, g3 and the leaf substitute with require-sigs after GC ($(( ${#c2[@]} + ${#c3[@]} + 1 )) paths)"
 
+s3() {  # METHOD PATH: a SigV4 request to radosgw, body on stdout
+    curl -sf --max-time 10 -X "$1" --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
+        -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$S3_ENDPOINT/$S3_BUCKET$2"
+}
+list_blobs() {  # the storage's object names (S3) or files (local disk)
+    if [ -n "${LARDER_TEST_CONFIG:-}" ]; then
+        s3 GET "?list-type=2&prefix=gc-test" | grep -o '<Key>[^<]*' | sed 's/<Key>//'
+    else
+        find "$TMP/data/blobs" -type f ! -name '*.tmp-*'
+    fi
+}
+count_blobs() { list_blobs | wc -l; }
+remove_blob() { if [ -n "${LARDER_TEST_CONFIG:-}" ]; then s3 DELETE "/$1" > /dev/null; else rm "$1"; fi; }
+nar_status() {  # STORE-PATH: status of its NAR
+    local url; url=$(curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/main/$(basename "$1" | cut -c1-32).narinfo" \
+        | sed -n 's/^URL: //p')
+    status "$URL/main/$url"
+}
+
+# 3b. A chunk deleted by hand: fsck reports it and the paths using it, whose
+# NAR then answers 404; --repair withdraws them; a push heals them.
+# A small NAR is one chunk, whose blob key starts with the NAR's FileHash.
+damaged=$(printf '%s\n' "${c3[@]}" | grep -- '-leaf-5$')
+file_hash=$(curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/main/$(basename "$damaged" | cut -c1-32).narinfo" \
+    | sed -n 's/^FileHash: sha256://p')
+victim=$(list_blobs | grep "$(nix hash to-base16 --type sha256 "$file_hash")" || true)
+[ -n "$victim" ] || fail "no blob for $damaged's NAR (FileHash $file_hash)"
+remove_blob "$victim"
+if "$LARDER" fsck > "$TMP/fsck.out" 2>&1; then fail "fsck found nothing after a blob was deleted"; fi
+grep -q "1 missing" "$TMP/fsck.out" || fail "fsck: $(cat "$TMP/fsck.out")"
+grep -q "damaged  main/$(basename "$damaged")" "$TMP/fsck.out" || fail "fsck did not list $damaged: $(cat "$TMP/fsck.out")"
+[ "$(nar_status "$damaged")" = 404 ] || fail "the NAR of $damaged (a chunk gone) answered $(nar_status "$damaged")"
+"$LARDER" fsck --repair > "$TMP/repair.out" 2>&1 || fail "fsck --repair: $(cat "$TMP/repair.out")"
+grep -q "withdrawn main/$(basename "$damaged")" "$TMP/repair.out" || fail "not withdrawn: $(cat "$TMP/repair.out")"
+[ "$(visible "$damaged")" = 404 ] || fail "$damaged still visible after --repair"
+"$LARDER" push main "$g2" "$g3" "$leaf1" > "$TMP/heal.out" 2>&1 || fail "re-push: $(cat "$TMP/heal.out")"
+"$LARDER" fsck > "$TMP/fsck2.out" 2>&1 || fail "fsck after the re-push: $(cat "$TMP/fsck2.out")"
+nix-store --delete "$damaged" > /dev/null 2>&1 || true
+rm -rf "$XDG_CACHE_HOME"
+nix-store -r "$damaged" --option netrc-file "$TMP/netrc" --option substituters "$URL/main" \
+    --option trusted-public-keys "$KEY" --option require-sigs true > /dev/null 2> "$TMP/nix.log" \
+    || fail "substituting the healed path: $(tail -3 "$TMP/nix.log")"
+pass "a chunk deleted by hand: fsck listed $(grep -c "^  damaged" "$TMP/fsck.out") damaged path (NAR 404), --repair withdrew it and its $(( $(grep -c "^  withdrawn" "$TMP/repair.out") - 1 )) referrers, a push healed them ($(head -1 "$TMP/fsck2.out"))"
+
 # 4. After the grace period (1 h): nothing unused is left in the database
 # or the storage. Retention off first, so that only storage goes.
 "$LARDER" cache configure main --retention none > /dev/null || fail "configure retention none"
@@ -87,15 +132,6 @@ gc_at $((t3 + 8000))   # the chunks and their blobs
 stats=$(api "$URL/api/v1/stats")
 [ "$(jq .unused_chunks <<< "$stats")" = 0 ] && [ "$(jq .unused_nars <<< "$stats")" = 0 ] \
     || fail "unused rows after the grace period: $stats"
-count_blobs() {
-    if [ -n "${LARDER_TEST_CONFIG:-}" ]; then
-        curl -sf --max-time 10 --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
-            -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$S3_ENDPOINT/$S3_BUCKET?list-type=2&prefix=gc-test" \
-            | grep -o '<Key>' | wc -l
-    else
-        find "$TMP/data/blobs" -type f ! -name '*.tmp-*' | wc -l
-    fi
-}
 blobs=$(count_blobs)
 [ "$blobs" = "$(jq .chunks <<< "$stats")" ] || fail "$blobs blobs for $(jq .chunks <<< "$stats") chunk rows: orphans left"
 pass "after the grace period: $(jq .chunks <<< "$stats") chunks, $blobs blobs, no unused NAR, chunk or blob ($(jq -c '{nars_deleted, chunks_deleted, orphan_blobs_deleted}' "$TMP/gc.json"))"

@@ -49,6 +49,7 @@ public:
     LARDER_FAULTY(Result<bool>, exists, (std::string_view key), (key))
     LARDER_FAULTY(Result<void>, remove, (std::string_view key), (key))
     LARDER_FAULTY(Result<std::vector<blob::BlobInfo>>, list, (), ())
+    bool exists_is_cheap() const override { return m_inner.exists_is_cheap(); }
     std::string describe() const override { return "faulty " + m_inner.describe(); }
 
 private:
@@ -90,6 +91,10 @@ public:
     LARDER_FAULTY(Result<int64_t>, sweep_nars, (int64_t now, int64_t cutoff), (now, cutoff))
     LARDER_FAULTY(Result<std::vector<db::SweptChunk>>, sweep_chunks, (int64_t cutoff, size_t limit), (cutoff, limit))
     LARDER_FAULTY(Result<strings>, known_blobs, (const strings& k), (k))
+    LARDER_FAULTY(Result<std::vector<db::ChunkRow>>, chunks_after, (int64_t a, size_t l, std::optional<int64_t> c),
+                  (a, l, c))
+    LARDER_FAULTY(Result<void>, set_chunk_damaged, (int64_t id, bool d), (id, d))
+    LARDER_FAULTY(Result<std::vector<DamagedObject>>, damaged_objects, (), ())
     LARDER_FAULTY(Result<bool>, take_lease, (sv n, sv h, int64_t now, int64_t until), (n, h, now, until))
     LARDER_FAULTY(Result<void>, drop_lease, (sv n, sv h), (n, h))
     LARDER_FAULTY(Result<db::PinRow>, add_pin, (const db::PinRow& p, size_t keep), (p, keep))
