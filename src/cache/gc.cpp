@@ -29,7 +29,8 @@ namespace larder::cache {
 namespace {
 
 constexpr std::string_view k_gc_lease = "gc";
-constexpr int64_t k_lease_seconds = 60;
+constexpr int64_t k_lease_seconds = 30;  // renewed at least every k_renew_every blob deletions
+constexpr size_t k_renew_every = 100;
 constexpr size_t k_sweep_batch = 1000;
 
 int64_t wall_clock() { return static_cast<int64_t>(std::time(nullptr)); }
@@ -176,6 +177,13 @@ Result<void> CacheService::unpin(const db::CacheRow& cache, std::string_view nam
 
 // --- garbage collection ----------------------------------------------------
 
+Result<void> CacheService::renew_gc_lease() {
+    auto t = wall_clock();
+    TRY_ASSIGN(bool held, m_db.take_lease(k_gc_lease, m_gc_holder, t, t + k_lease_seconds));
+    if (!held) return fail(ErrorCode::conflict, "garbage collection is running on another replica; try again later");
+    return ok();
+}
+
 std::optional<GcReport> CacheService::last_gc() const {
     std::lock_guard lock(m_last_gc_mutex);
     return m_last_gc;
@@ -184,13 +192,7 @@ std::optional<GcReport> CacheService::last_gc() const {
 Result<GcReport> CacheService::collect_garbage(const GcOptions& options) {
     std::unique_lock local(m_gc_mutex, std::try_to_lock);
     if (!local.owns_lock()) return fail(ErrorCode::conflict, "garbage collection is already running on this server");
-    auto renew = [&]() -> Result<void> {
-        auto t = wall_clock();
-        TRY_ASSIGN(bool held, m_db.take_lease(k_gc_lease, m_gc_holder, t, t + k_lease_seconds));
-        if (!held)
-            return fail(ErrorCode::conflict, "garbage collection is running on another replica; try again later");
-        return ok();
-    };
+    auto renew = [this] { return renew_gc_lease(); };
     TRY(renew());
     GcReport report;
     report.started = wall_clock();
@@ -326,15 +328,15 @@ Result<void> CacheService::sweep(GcReport& report, int64_t now) {
         }
         return true;
     };
+    auto renew = [this] { return renew_gc_lease(); };
     for (;;) {
-        auto t = wall_clock();
-        TRY_ASSIGN(bool held, m_db.take_lease(k_gc_lease, m_gc_holder, t, t + k_lease_seconds));
-        if (!held) return fail(ErrorCode::conflict, "lost the garbage collection lease to another replica");
+        TRY(renew());
         TRY_ASSIGN(auto swept, m_db.sweep_chunks(cutoff, k_sweep_batch));
-        for (const auto& c : swept) {
-            remove(c.blob);
+        for (size_t i = 0; i < swept.size(); ++i) {
+            if (i % k_renew_every == k_renew_every - 1) TRY(renew());
+            remove(swept[i].blob);
             ++report.chunks_deleted;
-            report.chunk_bytes_deleted += c.stored_size;
+            report.chunk_bytes_deleted += swept[i].stored_size;
         }
         if (swept.size() < k_sweep_batch) break;
     }
@@ -346,8 +348,10 @@ Result<void> CacheService::sweep(GcReport& report, int64_t now) {
         if (b.modified < cutoff) old.push_back(std::move(b.key));
     TRY_ASSIGN(auto known, m_db.known_blobs(old));
     std::unordered_set<std::string> named(known.begin(), known.end());
-    for (const auto& key : old)
-        if (!named.count(key) && remove(key)) ++report.orphan_blobs_deleted;
+    for (size_t i = 0; i < old.size(); ++i) {
+        if (i % k_renew_every == k_renew_every - 1) TRY(renew());
+        if (!named.count(old[i]) && remove(old[i])) ++report.orphan_blobs_deleted;
+    }
     return ok();
 }
 

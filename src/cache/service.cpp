@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <ctime>
 #include <random>
+#include <unordered_set>
 
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
@@ -509,7 +510,12 @@ Result<void> CacheService::commit_push(const db::CacheRow& cache, const PushedPa
 
 Result<std::vector<std::string>> CacheService::missing_paths(const db::CacheRow& cache,
                                                              const std::vector<std::string>& hash_parts) {
-    return m_db.missing_objects(cache.id, hash_parts);
+    TRY_ASSIGN(auto missing, m_db.missing_objects(cache.id, hash_parts));
+    // A push that finds a path there counts as pushing it again: used.
+    std::unordered_set<std::string_view> absent(missing.begin(), missing.end());
+    for (const auto& h : hash_parts)
+        if (!absent.count(h)) m_usage.path(cache.id, h);
+    return missing;
 }
 
 Result<void> CacheService::put_file(const db::CacheRow& cache, std::string_view kind, std::string_view name,

@@ -224,6 +224,8 @@ private:
     // gc.cpp
     Result<GcCacheReport> collect_cache(const db::CacheRow& cache, const GcOptions& options, int64_t now);
     Result<void> sweep(GcReport& report, int64_t now);
+    // Takes or renews this process's GC lease; conflict if another holds it.
+    Result<void> renew_gc_lease();
     std::optional<int64_t> dedup_scope(const db::CacheRow& cache) const {
         return m_config.dedup_across_caches ? std::nullopt : std::optional<int64_t>(cache.id);
     }

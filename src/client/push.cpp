@@ -324,8 +324,10 @@ bool signed_by_upstream(const nix::NarInfo& info, const std::vector<std::string>
     return false;
 }
 
-Result<PushSummary> push(const ServerLogin& login, std::string_view cache, NixStore& store,
-                         const std::vector<std::string>& paths, const PushOptions& options) {
+namespace {
+
+Result<PushSummary> push_once(const ServerLogin& login, std::string_view cache, NixStore& store,
+                              const std::vector<std::string>& paths, const PushOptions& options) {
     auto start = Clock::now();
     PushSummary summary;
     TRY_ASSIGN(auto closure, store.closure(paths));
@@ -392,6 +394,38 @@ Result<PushSummary> push(const ServerLogin& login, std::string_view cache, NixSt
     }
     summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
     return summary;
+}
+
+// The server refused a path because a reference it had said was there left
+// the cache meanwhile (garbage collection, or a delete).
+bool lost_a_reference(const PushSummary& s) {
+    return std::any_of(s.errors.begin(), s.errors.end(), [](const std::string& e) {
+        return e.find("left the cache") != std::string::npos || e.find("(push references first)") != std::string::npos;
+    });
+}
+
+}  // namespace
+
+Result<PushSummary> push(const ServerLogin& login, std::string_view cache, NixStore& store,
+                         const std::vector<std::string>& paths, const PushOptions& options) {
+    // Asking again which paths are missing uploads what was collected.
+    PushSummary total;
+    for (int attempt = 0;; ++attempt) {
+        TRY_ASSIGN(auto summary, push_once(login, cache, store, paths, options));
+        if (attempt == 0) {
+            total = summary;
+        } else {
+            total.pushed += summary.pushed;
+            total.nar_bytes += summary.nar_bytes;
+            total.sent_bytes += summary.sent_bytes;
+            total.seconds += summary.seconds;
+            total.failed = summary.failed;
+            total.errors = summary.errors;
+        }
+        if (!lost_a_reference(summary) || attempt == 2) return total;
+        if (options.progress != ProgressStyle::quiet)
+            std::fprintf(stderr, "references left the cache during the push (garbage collection?): pushing again\n");
+    }
 }
 
 }  // namespace larder::client
