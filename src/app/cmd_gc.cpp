@@ -15,9 +15,10 @@ namespace {
 
 using json = nlohmann::json;
 
+// GC and fsck of a large cache run for minutes: the call waits up to a day.
 Result<json> call(const ClientOptions& o, std::string_view method, std::string_view path, const json& body = {}) {
     TRY_ASSIGN(auto login, client::resolve_login(o.server, o.token));
-    return client::call_api(login, method, path, body);
+    return client::call_api(login, method, path, body, std::chrono::hours(24));
 }
 
 struct GcCommand {

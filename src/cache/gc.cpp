@@ -32,8 +32,14 @@ constexpr std::string_view k_gc_lease = "gc";
 constexpr int64_t k_lease_seconds = 30;  // renewed at least every k_renew_every blob deletions
 constexpr size_t k_renew_every = 100;
 constexpr size_t k_sweep_batch = 1000;
+constexpr size_t k_delete_batch = 2000;  // paths deleted per transaction
 
 int64_t wall_clock() { return static_cast<int64_t>(std::time(nullptr)); }
+
+// Seconds since `start`, for the progress lines in the log.
+double since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
 
 // A cache's paths as a reference graph.
 struct Graph {
@@ -241,7 +247,9 @@ Result<GcReport> CacheService::collect_garbage(const GcOptions& options) {
 Result<GcCacheReport> CacheService::collect_cache(const db::CacheRow& cache, const GcOptions& options, int64_t now) {
     GcCacheReport report;
     report.cache = cache.name;
+    auto start = std::chrono::steady_clock::now();
     TRY_ASSIGN(auto rows, m_db.gc_objects(cache.id));
+    spdlog::info("gc: cache '{}': read {} paths in {:.1f} s", cache.name, rows.size(), since(start));
     TRY_ASSIGN(auto pins, m_db.list_pins(cache.id));
     Graph graph(std::move(rows));
     auto n = graph.objects.size();
@@ -288,36 +296,85 @@ Result<GcCacheReport> CacheService::collect_cache(const db::CacheRow& cache, con
         }
     }
     report.size_after = size;
+    spdlog::info("gc: cache '{}': planned in {:.1f} s", cache.name, since(start));
 
-    // Delete, referrers first. A path used (or newly referred to) since the
-    // rows were read stays, and so does everything it refers to.
+    // Delete, referrers first, in transactions of k_delete_batch. A path used
+    // (or newly referred to) since the rows were read stays, and so does
+    // everything it refers to: a batch in which such a path's reference was
+    // deleted is rolled back and done again one path at a time.
     std::vector<bool> stays = keep;
-    for (auto i : graph.order) {
-        if (keep[i]) continue;
-        const auto& o = graph.objects[i];
-        bool referred = std::any_of(graph.referrers[i].begin(), graph.referrers[i].end(),
-                                    [&](size_t r) { return stays[r]; });
-        bool deleted = false;
-        if (!referred && options.dry_run) {
-            deleted = true;
-        } else if (!referred) {
-            TRY_ASSIGN(deleted, m_db.delete_unused_object(o.id, o.last_used));
-            if (deleted) forget_path(cache.id, o.store_path.substr(0, nix::k_hash_part_length));
+    std::unordered_set<int64_t> deleted;
+    auto last_renewal = std::chrono::steady_clock::now();
+    auto delete_batch = [&](const std::vector<size_t>& batch, bool checked) -> Result<bool> {
+        std::vector<size_t> go;
+        std::vector<std::pair<int64_t, int64_t>> rows;
+        for (auto i : batch) {
+            bool referred = std::any_of(graph.referrers[i].begin(), graph.referrers[i].end(),
+                                        [&](size_t r) { return stays[r]; });
+            if (referred) {
+                stays[i] = true;
+                continue;
+            }
+            go.push_back(i);
+            rows.emplace_back(graph.objects[i].id, graph.objects[i].last_used);
         }
-        if (!deleted) {
-            stays[i] = true;
-            ++report.revived;
-            continue;
+        if (rows.empty()) return true;
+        std::vector<int64_t> ids;
+        if (options.dry_run) {
+            for (const auto& [id, used] : rows) ids.push_back(id);
+        } else {
+            if (since(last_renewal) > 5) {
+                TRY(renew_gc_lease());
+                last_renewal = std::chrono::steady_clock::now();
+            }
+            // Refused if a path kept (used meanwhile) refers to one deleted.
+            auto accept = [&](const std::vector<int64_t>& gone) {
+                if (!checked) return true;
+                std::unordered_set<int64_t> set(gone.begin(), gone.end());
+                for (auto i : go)
+                    if (!set.count(graph.objects[i].id))
+                        for (auto j : graph.refs[i])
+                            if (set.count(graph.objects[j].id)) return false;
+                return true;
+            };
+            auto r = m_db.delete_unused_objects(rows, accept);
+            if (!r && r.error().code == ErrorCode::conflict) return false;
+            if (!r) return Failure{std::move(r).error()};
+            ids = std::move(*r);
         }
-        report.deleted.push_back(o.store_path);
-        report.deleted_bytes += o.file_size;
+        deleted.insert(ids.begin(), ids.end());
+        for (auto i : go) {
+            const auto& o = graph.objects[i];
+            if (!deleted.count(o.id)) {
+                stays[i] = true;
+                continue;
+            }
+            if (!options.dry_run) forget_path(cache.id, o.store_path.substr(0, nix::k_hash_part_length));
+            report.deleted.push_back(o.store_path);
+            report.deleted_bytes += o.file_size;
+        }
+        return true;
+    };
+    std::vector<size_t> doomed;
+    for (auto i : graph.order)
+        if (!keep[i]) doomed.push_back(i);
+    for (size_t begin = 0; begin < doomed.size(); begin += k_delete_batch) {
+        std::vector<size_t> batch(doomed.begin() + static_cast<ptrdiff_t>(begin),
+                                  doomed.begin() + static_cast<ptrdiff_t>(std::min(doomed.size(), begin + k_delete_batch)));
+        TRY_ASSIGN(bool done, delete_batch(batch, true));
+        if (done) continue;
+        for (auto i : batch) TRY(delete_batch({i}, false));  // one at a time: nothing to check within
     }
+    for (size_t i = 0; i < n; ++i)
+        if (stays[i] && !keep[i]) ++report.revived;
     return report;
 }
 
 Result<void> CacheService::sweep(GcReport& report, int64_t now) {
     auto cutoff = now - m_config.gc_grace_seconds;
+    auto start = std::chrono::steady_clock::now();
     TRY_ASSIGN(report.nars_deleted, m_db.sweep_nars(now, cutoff));
+    spdlog::info("gc: {} NARs deleted, chunks marked, in {:.1f} s", report.nars_deleted, since(start));
     // A blob that cannot be removed is reported; the rest go on (its row is
     // gone, so the orphan-blob pass of a later run retries it).
     auto remove = [&](const std::string& key) {
@@ -342,6 +399,7 @@ Result<void> CacheService::sweep(GcReport& report, int64_t now) {
     }
     // Blobs no row names and older than the grace period: uploads that
     // crashed between storing a chunk and recording it.
+    spdlog::info("gc: {} chunks deleted in {:.1f} s", report.chunks_deleted, since(start));
     TRY_ASSIGN(auto listed, m_blobs.list());
     std::vector<std::string> old;
     for (auto& b : listed)

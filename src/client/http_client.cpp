@@ -114,7 +114,7 @@ bool is_transient(const ApiResponse& response) {
 }
 
 Result<ApiResponse> send(const ServerLogin& login, std::string_view method, std::string_view path,
-                         std::string_view json_body) {
+                         std::string_view json_body, std::chrono::seconds timeout) {
     init_curl();
     std::unique_ptr<CURL, CurlFree> curl(curl_easy_init());
     if (!curl) return fail(ErrorCode::internal, "cannot initialise libcurl");
@@ -136,7 +136,7 @@ Result<ApiResponse> send(const ServerLogin& login, std::string_view method, std:
     curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &response.body);
     curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT, 300L);
+    curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT, static_cast<long>(timeout.count()));
     curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
     CURLcode rc = curl_easy_perform(curl.get());
     if (rc != CURLE_OK)
@@ -156,8 +156,8 @@ Result<std::string> expect_success(Result<ApiResponse> response) {
 }
 
 Result<nlohmann::json> call_api(const ServerLogin& login, std::string_view method, std::string_view path,
-                                const nlohmann::json& body) {
-    TRY_ASSIGN(auto text, expect_success(send(login, method, path, body.is_null() ? "" : body.dump())));
+                                const nlohmann::json& body, std::chrono::seconds timeout) {
+    TRY_ASSIGN(auto text, expect_success(send(login, method, path, body.is_null() ? "" : body.dump(), timeout)));
     auto j = nlohmann::json::parse(text, nullptr, false);
     if (j.is_discarded()) return fail(ErrorCode::corrupt, "the server's answer is not JSON");
     return j;

@@ -1,6 +1,7 @@
 // A small libcurl client for Larder's JSON API.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,7 +27,7 @@ struct ServerLogin {
 // Sends one request. Transport failures are `unavailable`; HTTP errors are
 // returned as responses for the caller to explain.
 Result<ApiResponse> send(const ServerLogin& login, std::string_view method, std::string_view path,
-                         std::string_view json_body = {});
+                         std::string_view json_body = {}, std::chrono::seconds timeout = std::chrono::seconds(300));
 
 // One connection kept open across requests (a push worker's).
 class Session {
@@ -55,7 +56,8 @@ Result<std::string> expect_success(Result<ApiResponse> response);
 
 // One JSON API call: the body (if not null) is sent as JSON, a 2xx answer is
 // parsed as JSON, anything else is an error with the server's message.
+// `timeout`: for the whole call (GC and fsck of a large cache take minutes).
 Result<nlohmann::json> call_api(const ServerLogin& login, std::string_view method, std::string_view path,
-                                const nlohmann::json& body = {});
+                                const nlohmann::json& body = {}, std::chrono::seconds timeout = std::chrono::seconds(300));
 
 }  // namespace larder::client

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -196,8 +197,12 @@ public:
 
     // Garbage collection.
     virtual Result<std::vector<GcObject>> gc_objects(int64_t cache_id) = 0;
-    // Deletes the object unless it was used after `last_used` (which GC saw).
-    virtual Result<bool> delete_unused_object(int64_t object_id, int64_t last_used) = 0;
+    // Deletes each object (id, last use GC saw) unless it was used since, in
+    // one transaction, which commits only if `accept` approves the ids
+    // deleted (else: conflict, nothing deleted). Returns the ids deleted.
+    using AcceptDeleted = std::function<bool(const std::vector<int64_t>& deleted)>;
+    virtual Result<std::vector<int64_t>> delete_unused_objects(
+        const std::vector<std::pair<int64_t, int64_t>>& objects, const AcceptDeleted& accept) = 0;
     // Marks NARs no object or upload uses as orphans since `now` (and clears
     // the mark of those in use again), drops uploads older than `cutoff` whose
     // NAR no path of their cache uses, deletes NARs orphaned before `cutoff`,

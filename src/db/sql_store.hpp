@@ -471,11 +471,31 @@ public:
         });
     }
 
-    Result<bool> delete_unused_object(int64_t object_id, int64_t last_used) override {
-        return with_connection([&](Connection& conn) -> Result<bool> {
-            auto q = conn.query("DELETE FROM objects WHERE id = ? AND last_accessed_at <= ? RETURNING id");
-            q.bind(object_id).bind(last_used);
-            return q.step();
+    Result<std::vector<int64_t>> delete_unused_objects(const std::vector<std::pair<int64_t, int64_t>>& objects,
+                                                       const AcceptDeleted& accept) override {
+        // Last use only grows, so "not used since" is "still what GC saw".
+        constexpr size_t k_batch = 250;
+        static const std::string sql = [] {
+            std::string s = "DELETE FROM objects WHERE (id, last_accessed_at) IN (VALUES ";
+            for (size_t i = 0; i < k_batch; ++i) s += i ? ", (CAST(? AS BIGINT), CAST(? AS BIGINT))" : "(CAST(? AS BIGINT), CAST(? AS BIGINT))";
+            return s + ") RETURNING id";
+        }();
+        return with_transaction([&](Connection& conn) -> Result<std::vector<int64_t>> {
+            std::vector<int64_t> deleted;
+            for (size_t begin = 0; begin < objects.size(); begin += k_batch) {
+                auto q = conn.query(sql.c_str());
+                for (size_t i = begin; i < begin + k_batch; ++i) {
+                    auto [id, used] = i < objects.size() ? objects[i] : std::pair<int64_t, int64_t>{0, 0};
+                    q.bind(id).bind(used);
+                }
+                for (;;) {
+                    TRY_ASSIGN(bool row, q.step());
+                    if (!row) break;
+                    deleted.push_back(q.i64(0));
+                }
+            }
+            if (!accept(deleted)) return fail(ErrorCode::conflict, "objects were used while they were deleted");
+            return deleted;
         });
     }
 
@@ -498,13 +518,23 @@ public:
             auto mark = conn.query("UPDATE nars SET orphan_since = ? WHERE orphan_since IS NULL AND " LARDER_NAR_UNUSED);
             mark.bind(now);
             TRY(mark.run());
-            auto sweep = conn.query("DELETE FROM nars WHERE orphan_since < ? AND " LARDER_NAR_UNUSED " RETURNING id");
-            sweep.bind(cutoff);
+            // In batches by id: one huge DELETE would hold its locks (and
+            // cascade) for long, and a plan made from stale statistics can
+            // turn "orphans first" into a scan per row.
             int64_t deleted = 0;
             for (;;) {
-                TRY_ASSIGN(bool row, sweep.step());
-                if (!row) break;
-                ++deleted;
+                auto pick = conn.query("SELECT id FROM nars WHERE orphan_since < ? AND " LARDER_NAR_UNUSED " LIMIT ?");
+                pick.bind(cutoff).bind(static_cast<int64_t>(k_id_batch));
+                TRY_ASSIGN(auto ids, column_i64(pick));
+                if (ids.empty()) break;
+                static const std::string sql = with_id_list(
+                    "DELETE FROM nars WHERE orphan_since < ? AND " LARDER_NAR_UNUSED " AND id IN (", ") RETURNING id");
+                auto sweep = conn.query(sql.c_str());
+                sweep.bind(cutoff);
+                bind_ids(sweep, ids);
+                TRY_ASSIGN(auto gone, column_i64(sweep));
+                deleted += static_cast<int64_t>(gone.size());
+                if (ids.size() < k_id_batch) break;
             }
             auto chunks_in_use = conn.query("UPDATE chunks SET orphan_since = NULL WHERE orphan_since IS NOT NULL "
                                             "AND NOT " LARDER_CHUNK_UNUSED);
@@ -519,14 +549,19 @@ public:
 
     Result<std::vector<SweptChunk>> sweep_chunks(int64_t cutoff, size_t limit) override {
         return with_connection([&](Connection& conn) -> Result<std::vector<SweptChunk>> {
-            // The conditions are repeated outside the subquery so that they
-            // are checked again on each row as it is deleted.
-            auto q = conn.query(
-                "DELETE FROM chunks WHERE id IN (SELECT id FROM chunks WHERE orphan_since < ? AND "
-                LARDER_CHUNK_UNUSED " LIMIT ?) AND orphan_since < ? AND " LARDER_CHUNK_UNUSED
-                " RETURNING blob, stored_size");
-            q.bind(cutoff).bind(static_cast<int64_t>(limit)).bind(cutoff);
+            // Picked, then deleted by id with the conditions checked again
+            // on each row as it goes (an upload may have revived it).
+            auto pick = conn.query("SELECT id FROM chunks WHERE orphan_since < ? AND " LARDER_CHUNK_UNUSED " LIMIT ?");
+            pick.bind(cutoff).bind(static_cast<int64_t>(std::min(limit, k_id_batch)));
+            TRY_ASSIGN(auto ids, column_i64(pick));
             std::vector<SweptChunk> swept;
+            if (ids.empty()) return swept;
+            static const std::string sql = with_id_list("DELETE FROM chunks WHERE orphan_since < ? AND " LARDER_CHUNK_UNUSED
+                                                        " AND id IN (",
+                                                        ") RETURNING blob, stored_size");
+            auto q = conn.query(sql.c_str());
+            q.bind(cutoff);
+            bind_ids(q, ids);
             for (;;) {
                 TRY_ASSIGN(bool row, q.step());
                 if (!row) return swept;
@@ -588,7 +623,7 @@ public:
         return with_connection([&](Connection& conn) -> Result<std::vector<std::string>> {
             std::vector<std::string> known;
             for (size_t begin = 0; begin < keys.size(); begin += k_batch) {
-                auto q = conn.query(sql.c_str());
+                auto q = conn.query(sql.c_str());  // one statement text: padded below
                 for (size_t i = begin; i < begin + k_batch; ++i)
                     q.bind(i < keys.size() ? std::string_view(keys[i]) : std::string_view());
                 for (;;) {
@@ -787,6 +822,26 @@ private:
             }
             return result;
         });
+    }
+
+    // Statements over a list of ids: always k_id_batch placeholders (one
+    // statement text, prepared once), padded with 0, which no row has.
+    static constexpr size_t k_id_batch = 1000;
+    static std::string with_id_list(const char* head, const char* tail) {
+        std::string s = head;
+        for (size_t i = 0; i < k_id_batch; ++i) s += i ? ",?" : "?";
+        return s + tail;
+    }
+    static void bind_ids(Query& q, const std::vector<int64_t>& ids) {
+        for (size_t i = 0; i < k_id_batch; ++i) q.bind(i < ids.size() ? ids[i] : int64_t{0});
+    }
+    static Result<std::vector<int64_t>> column_i64(Query& q) {
+        std::vector<int64_t> out;
+        for (;;) {
+            TRY_ASSIGN(bool row, q.step());
+            if (!row) return out;
+            out.push_back(q.i64(0));
+        }
     }
 
     static Result<void> insert_key(Connection& conn, const KeyRow& k) {

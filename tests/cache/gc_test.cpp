@@ -169,7 +169,7 @@ TEST_F(GcTest, UseDuringCollectionKeepsThePathAndPushesNeverLoseAReference) {
     for (const auto& o : *rows) {
         // Seen by GC at o.last_used, used since: not deleted.
         use(o.store_path == app.base() ? app : lib, 1);
-        EXPECT_FALSE(*db_faults->delete_unused_object(o.id, o.last_used));
+        EXPECT_TRUE(db_faults->delete_unused_objects({{o.id, o.last_used}}, [](auto&) { return true; })->empty());
     }
     db::ObjectRow orphan;
     orphan.cache_id = cache_id();
@@ -249,6 +249,30 @@ TEST_F(GcTest, FsckFindsLostAndCorruptChunksAndAPushHealsThem) {
     auto corrupt = api(Method::post, "/api/v1/fsck", json{{"sample_percent", 100}});
     EXPECT_EQ(corrupt["corrupt"], 1) << corrupt.dump();
     EXPECT_EQ(corrupt["damaged_paths"].size(), 1u) << corrupt.dump();
+}
+
+}  // namespace
+
+namespace {
+
+// A path used while GC deletes its batch: the batch is rolled back and done
+// one path at a time, so the used path keeps everything it refers to.
+TEST_F(GcTest, APathUsedDuringTheDeletionKeepsItsClosure) {
+    auto low = push("low"), mid = push("mid", {low}), top = push("top", {mid}), other = push("other");
+    api(Method::patch, "/api/v1/caches/main", json{{"retention", k_day}});
+    bool used = false;
+    db_faults->before = [&](std::string_view call) {
+        if (call != "delete_unused_objects" || used) return;
+        used = true;  // first, or the call below would come back here
+        use(top, 3);
+    };
+    auto r = gc(2);
+    db_faults->before = nullptr;
+    EXPECT_TRUE(used);
+    EXPECT_TRUE(present(top) && present(mid) && present(low)) << r.dump();
+    EXPECT_FALSE(present(other));
+    EXPECT_EQ(r["caches"][0]["revived"], 3) << r.dump();
+    EXPECT_EQ(r["caches"][0]["deleted"].size(), 1u) << r.dump();
 }
 
 }  // namespace

@@ -244,8 +244,13 @@ TEST_P(MetadataStoreTest, GarbageCollectionPrimitives) {
     ASSERT_EQ(objects->size(), 2u);
     for (const auto& o : *objects) {
         if (o.store_path != "drop-name") continue;
-        EXPECT_FALSE(*m_store->delete_unused_object(o.id, o.last_used - 1)) << "deleted although used since";
-        EXPECT_TRUE(*m_store->delete_unused_object(o.id, o.last_used));
+        auto yes = [](const std::vector<int64_t>&) { return true; };
+        EXPECT_TRUE(m_store->delete_unused_objects({{o.id, o.last_used - 1}}, yes)->empty()) << "deleted although used since";
+        auto refused = m_store->delete_unused_objects({{o.id, o.last_used}}, [](const std::vector<int64_t>&) { return false; });
+        ASSERT_FALSE(refused);
+        EXPECT_EQ(refused.error().code, ErrorCode::conflict);
+        EXPECT_EQ(*m_store->delete_unused_objects({{o.id, o.last_used}, {o.id + 1000, 0}}, yes), std::vector<int64_t>{o.id})
+            << "the refused transaction was not rolled back";
     }
     // Marked at 1000, deleted only by a sweep whose cutoff is past that.
     EXPECT_EQ(*m_store->sweep_nars(1000, 500), 0);

@@ -3,7 +3,9 @@
 // with `unavailable` as a dead disk, S3 or database would.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <string_view>
 
 #include "blob/blob_store.hpp"
 #include "db/metadata_store.hpp"
@@ -18,9 +20,15 @@ public:
         m_calls = 0;
     }
     int calls() const { return m_calls; }
+    // Called with the method's name before each call passes through: a
+    // test can act there as a concurrent client would.
+    std::function<void(std::string_view call)> before;
 
 protected:
-    bool tick() { return ++m_calls == m_fail_at; }
+    bool tick(std::string_view call) {
+        if (before) before(call);
+        return ++m_calls == m_fail_at;
+    }
     static Failure fault(const char* what) {
         return fail(ErrorCode::unavailable, std::string("injected fault in ") + what);
     }
@@ -32,7 +40,7 @@ private:
 
 #define LARDER_FAULTY(ret, name, params, args)          \
     ret name params override {                          \
-        if (tick()) return fault(#name);                \
+        if (tick(#name)) return fault(#name);           \
         return m_inner.name args;                       \
     }
 
@@ -87,7 +95,8 @@ public:
     LARDER_FAULTY(Result<void>, set_object_sigs, (int64_t id, const strings& s), (id, s))
     LARDER_FAULTY(Result<void>, record_uses, (int64_t when, const Uses& u), (when, u))
     LARDER_FAULTY(Result<std::vector<db::GcObject>>, gc_objects, (int64_t c), (c))
-    LARDER_FAULTY(Result<bool>, delete_unused_object, (int64_t id, int64_t used), (id, used))
+    LARDER_FAULTY(Result<std::vector<int64_t>>, delete_unused_objects,
+                  (const std::vector<std::pair<int64_t, int64_t>>& o, const AcceptDeleted& a), (o, a))
     LARDER_FAULTY(Result<int64_t>, sweep_nars, (int64_t now, int64_t cutoff), (now, cutoff))
     LARDER_FAULTY(Result<std::vector<db::SweptChunk>>, sweep_chunks, (int64_t cutoff, size_t limit), (cutoff, limit))
     LARDER_FAULTY(Result<strings>, known_blobs, (const strings& k), (k))
