@@ -44,6 +44,9 @@ nix-store -r "$root" --option substituters "$URL/main" --option trusted-public-k
 wait "$THROTTLE_PID"
 for p in "${closure[@]}"; do [ -e "$p" ] || fail "$p was not substituted"; done
 [ "$(slowdowns)" -gt "$before" ] || fail "the substitution never met a SlowDown"
-grep -qi 'error' "$TMP/nix.log" && fail "Nix reported errors: $(grep -i error "$TMP/nix.log" | head -3)"
+# (Nix's own database being busy, while other tests run Nix, is retried by
+# Nix and says nothing about the server.)
+errors=$(grep -i 'error' "$TMP/nix.log" | grep -v "SQLite database '.*' is busy" || true)
+[ -z "$errors" ] || fail "Nix reported errors: $(head -3 <<< "$errors")"
 assert_no_5xx "$TMP/data/serve.log"
 pass "substituted ${#closure[@]} paths through $(( $(slowdowns) - before )) SlowDown answers, no client-visible error"
