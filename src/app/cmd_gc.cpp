@@ -7,6 +7,8 @@
 #include "app/commands.hpp"
 #include "client/http_client.hpp"
 #include "client/login.hpp"
+#include "client/push.hpp"
+#include "nix/store_path.hpp"
 #include "util/strings.hpp"
 
 namespace larder::app {
@@ -29,11 +31,7 @@ struct GcCommand {
     bool json_output = false;
 };
 
-std::string bytes(uint64_t n) {
-    if (n >= (uint64_t{1} << 30)) return fmt::format("{:.1f} GiB", static_cast<double>(n) / (1 << 30));
-    if (n >= (uint64_t{1} << 20)) return fmt::format("{:.1f} MiB", static_cast<double>(n) / (1 << 20));
-    return fmt::format("{} bytes", n);
-}
+std::string bytes(const json& n) { return client::human_bytes(n.get<double>()); }
 
 Result<void> run_gc(const GcCommand& o) {
     json body{{"dry_run", o.dry_run}};
@@ -190,10 +188,10 @@ void add_gc_commands(CLI::App& app) {
     add_client_options(*delete_cmd, del->client);
     delete_cmd->callback([del] {
         report([&]() -> Result<void> {
-            auto base = std::string_view(del->path);
-            if (auto slash = base.rfind('/'); slash != std::string_view::npos) base.remove_prefix(slash + 1);
+            auto hash = nix::hash_part_of(del->path);
+            if (!hash) return fail(ErrorCode::invalid_input, fmt::format("'{}' is not a store path", del->path));
             TRY_ASSIGN(auto r, call(del->client, "DELETE",
-                                    fmt::format("/api/v1/caches/{}/paths/{}", del->cache, base.substr(0, 32)),
+                                    fmt::format("/api/v1/caches/{}/paths/{}", del->cache, *hash),
                                     json{{"cascade", del->cascade}}));
             for (const auto& p : r["deleted"]) std::cout << "deleted /nix/store/" << p.get<std::string>() << "\n";
             return ok();

@@ -96,15 +96,6 @@ struct Graph {
     void mark_referrers(size_t i, std::vector<bool>& marked) const { mark_reachable(i, referrers, marked); }
 };
 
-// "/nix/store/<hash>-<name>", "<hash>-<name>" or "<hash>" -> the hash part.
-Result<std::string> hash_part_of(std::string_view path) {
-    auto base = path;
-    if (auto slash = base.rfind('/'); slash != std::string_view::npos) base.remove_prefix(slash + 1);
-    auto hash = base.substr(0, nix::k_hash_part_length);
-    if (!nix::is_valid_hash_part(hash) || (base.size() > hash.size() && base[hash.size()] != '-'))
-        return fail(ErrorCode::invalid_input, fmt::format("'{}' is not a store path", printable(path)));
-    return std::string(hash);
-}
 
 }  // namespace
 
@@ -159,8 +150,9 @@ Result<PinInfo> CacheService::pin(const db::CacheRow& cache, std::string_view na
         return fail(ErrorCode::invalid_input,
                     fmt::format("invalid pin name '{}': use 1-128 of letters, digits and - . _ + @ :",
                                 printable(name, 64)));
-    TRY_ASSIGN(auto hash, hash_part_of(path));
-    TRY_ASSIGN(auto object, m_db.find_object(cache.id, hash));
+    auto hash = nix::hash_part_of(path);
+    if (!hash) return fail(ErrorCode::invalid_input, fmt::format("'{}' is not a store path", printable(path)));
+    TRY_ASSIGN(auto object, m_db.find_object(cache.id, *hash));
     if (!object)
         return fail(ErrorCode::not_found, fmt::format("cache '{}' has no path {}", cache.name, printable(path)));
     TRY_ASSIGN(auto row, m_db.add_pin(db::PinRow{0, cache.id, std::string(name), object->store_path, 0}, keep));
@@ -198,8 +190,7 @@ std::optional<GcReport> CacheService::last_gc() const {
 Result<GcReport> CacheService::collect_garbage(const GcOptions& options) {
     std::unique_lock local(m_gc_mutex, std::try_to_lock);
     if (!local.owns_lock()) return fail(ErrorCode::conflict, "garbage collection is already running on this server");
-    auto renew = [this] { return renew_gc_lease(); };
-    TRY(renew());
+    TRY(renew_gc_lease());
     GcReport report;
     report.started = wall_clock();
     report.now = options.now.value_or(report.started);
@@ -215,7 +206,7 @@ Result<GcReport> CacheService::collect_garbage(const GcOptions& options) {
             TRY_ASSIGN(caches, m_db.list_caches());
         }
         for (const auto& c : caches) {
-            TRY(renew());
+            TRY(renew_gc_lease());
             auto r = collect_cache(c, options, report.now);
             if (!r) {
                 report.errors.push_back(fmt::format("cache '{}': {}", c.name, r.error().message));
@@ -385,12 +376,11 @@ Result<void> CacheService::sweep(GcReport& report, int64_t now) {
         }
         return true;
     };
-    auto renew = [this] { return renew_gc_lease(); };
     for (;;) {
-        TRY(renew());
+        TRY(renew_gc_lease());
         TRY_ASSIGN(auto swept, m_db.sweep_chunks(cutoff, k_sweep_batch));
         for (size_t i = 0; i < swept.size(); ++i) {
-            if (i % k_renew_every == k_renew_every - 1) TRY(renew());
+            if (i % k_renew_every == k_renew_every - 1) TRY(renew_gc_lease());
             remove(swept[i].blob);
             ++report.chunks_deleted;
             report.chunk_bytes_deleted += swept[i].stored_size;
@@ -407,7 +397,7 @@ Result<void> CacheService::sweep(GcReport& report, int64_t now) {
     TRY_ASSIGN(auto known, m_db.known_blobs(old));
     std::unordered_set<std::string> named(known.begin(), known.end());
     for (size_t i = 0; i < old.size(); ++i) {
-        if (i % k_renew_every == k_renew_every - 1) TRY(renew());
+        if (i % k_renew_every == k_renew_every - 1) TRY(renew_gc_lease());
         if (!named.count(old[i]) && remove(old[i])) ++report.orphan_blobs_deleted;
     }
     return ok();

@@ -234,12 +234,9 @@ Result<Response> Handler::api_caches(const Prepared& p, Request& request, std::s
                                                           k_max_missing_paths, paths->size()));
         std::vector<std::string> hashes;
         for (const auto& s : *paths) {
-            std::string_view base = s;
-            if (auto slash = base.rfind('/'); slash != std::string_view::npos) base.remove_prefix(slash + 1);
-            auto hash = base.substr(0, nix::k_hash_part_length);
-            if (!nix::is_valid_hash_part(hash))
-                return fail(ErrorCode::invalid_input, fmt::format("'{}' is not a store path", printable(s)));
-            hashes.emplace_back(hash);
+            auto hash = nix::hash_part_of(s);
+            if (!hash) return fail(ErrorCode::invalid_input, fmt::format("'{}' is not a store path", printable(s)));
+            hashes.emplace_back(*hash);
         }
         TRY_ASSIGN(auto missing, m_service.missing_paths(row, hashes));
         // The upstream keys let `larder push` skip what upstream caches serve

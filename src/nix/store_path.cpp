@@ -27,6 +27,14 @@ bool is_valid_hash_part(std::string_view s) {
     return s.size() == k_hash_part_length && std::all_of(s.begin(), s.end(), crypto::is_nix32_char);
 }
 
+std::optional<std::string_view> hash_part_of(std::string_view path) {
+    auto base = path;
+    if (auto slash = base.rfind('/'); slash != std::string_view::npos) base.remove_prefix(slash + 1);
+    auto hash = base.substr(0, k_hash_part_length);
+    if (!is_valid_hash_part(hash) || (base.size() > hash.size() && base[hash.size()] != '-')) return std::nullopt;
+    return hash;
+}
+
 Result<StorePath> StorePath::parse_base_name(std::string_view base) {
     if (base.size() < k_hash_part_length + 2 || base[k_hash_part_length] != '-')
         return bad(base, "expected '<32-character hash>-<name>'");

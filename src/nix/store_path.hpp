@@ -2,6 +2,7 @@
 #pragma once
 
 #include <compare>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -35,5 +36,9 @@ private:
 
 // True for a 32-character nix32 hash part, as in "<hash>.narinfo" URLs.
 bool is_valid_hash_part(std::string_view s);
+
+// "/nix/store/<hash>-<name>", "<hash>-<name>" or "<hash>" -> the hash part;
+// nullopt if `path` is none of those.
+std::optional<std::string_view> hash_part_of(std::string_view path);
 
 }  // namespace larder::nix

@@ -80,19 +80,15 @@ nix-store -r "$g2" "$g3" "$leaf1" --option netrc-file "$TMP/netrc" --option subs
 for p in "${c2[@]}" "${c3[@]}" "$leaf1"; do [ -e "$p" ] || fail "$p was not substituted"; done
 pass "g2, g3 and the leaf substitute with require-sigs after GC ($(( ${#c2[@]} + ${#c3[@]} + 1 )) paths)"
 
-s3() {  # METHOD PATH: a SigV4 request to radosgw, body on stdout
-    curl -sf --max-time 10 -X "$1" --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
-        -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$S3_ENDPOINT/$S3_BUCKET$2"
-}
 list_blobs() {  # the storage's object names (S3) or files (local disk)
     if [ -n "${LARDER_TEST_CONFIG:-}" ]; then
-        s3 GET "?list-type=2&prefix=gc-test" | grep -o '<Key>[^<]*' | sed 's/<Key>//'
+        ceph_s3_request GET "/$S3_BUCKET?list-type=2&prefix=gc-test" | grep -o '<Key>[^<]*' | sed 's/<Key>//'
     else
         find "$TMP/data/blobs" -type f ! -name '*.tmp-*'
     fi
 }
 count_blobs() { list_blobs | wc -l; }
-remove_blob() { if [ -n "${LARDER_TEST_CONFIG:-}" ]; then s3 DELETE "/$1" > /dev/null; else rm "$1"; fi; }
+remove_blob() { if [ -n "${LARDER_TEST_CONFIG:-}" ]; then ceph_s3_request DELETE "/$S3_BUCKET/$1" > /dev/null; else rm "$1"; fi; }
 nar_status() {  # STORE-PATH: status of its NAR
     local url; url=$(curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/main/$(basename "$1" | cut -c1-32).narinfo" \
         | sed -n 's/^URL: //p')

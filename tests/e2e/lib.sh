@@ -73,3 +73,15 @@ assert_no_5xx() {  # LOG [ALLOWED]
     [ -z "$bad" ] || fail "the server answered 5xx: $(echo "$bad" | head -3)"
     grep -qE ' [0-9]{3} [0-9.]+ms$' "$1" || fail "assert_no_5xx: no request lines in $1 (is the log format right?)"
 }
+
+# Of these store paths, every one the server shows (VISIBLE-FN PATH prints
+# its narinfo status) has every reference shown too.
+assert_closed() {  # VISIBLE-FN PATH...
+    local visible=$1 p r; shift
+    for p in "$@"; do
+        [ "$($visible "$p")" = 200 ] || continue
+        for r in $(nix-store -q --references "$p"); do
+            [ "$($visible "$r")" = 200 ] || fail "$p is visible without its reference $r"
+        done
+    done
+}

@@ -72,12 +72,7 @@ rid=$(grep -o 'request id [0-9a-f]*-[0-9]*' "$TMP/push1.out" | head -1 | cut -d'
 [ -n "$rid" ] || fail "no request id in the error: $(tail -3 "$TMP/push1.out")"
 grep "request $rid " "$TMP/data/serve.log" | grep -q 'S3' || fail "the log has no S3 error for request $rid"
 assert_no_5xx "$TMP/data/serve.log" 503
-for p in "${closure[@]}"; do
-    [ "$(visible "$p")" = 200 ] || continue
-    for r in $(nix-store -q --references "$p"); do
-        [ "$(visible "$r")" = 200 ] || fail "$p is visible without its reference $r"
-    done
-done
+assert_closed visible "${closure[@]}"
 pass "radosgw stopped mid-push: '$(grep -m1 'error:' "$TMP/push1.out" | cut -c1-150)'; no partial closure visible"
 ceph_s3_start_rgw || fail "radosgw did not restart"
 "$LARDER" push main "$root" > "$TMP/push2.out" 2>&1 || { cat "$TMP/push2.out"; fail "push after radosgw came back"; }

@@ -3,6 +3,7 @@
 # caller's. Sourced by e2e tests:
 #   ceph_s3_start DIR    sets S3_ENDPOINT S3_REGION S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET
 #   ceph_s3_stop_rgw / ceph_s3_start_rgw   (only the gateway, for outage tests)
+#   ceph_s3_signed METHOD PATH (status) / ceph_s3_request METHOD PATH (body)
 #   ceph_s3_stop         (everything; also done by the e2e cleanup)
 # Settings that matter (Ceph 16): memstore, pool size 1, few PGs, fast paxos,
 # and `ms mon client mode = crc` for radosgw when auth is off.
@@ -13,6 +14,11 @@ ceph_s3_signed() {  # METHOD PATH [curl args]: a SigV4 request with curl
     local method=$1 path=$2; shift 2
     curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X "$method" --aws-sigv4 "aws:amz:$S3_REGION:s3" \
         --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$@" "$S3_ENDPOINT$path"
+}
+
+ceph_s3_request() {  # METHOD PATH: a SigV4 request with curl, the body on stdout
+    curl -sf --max-time 10 -X "$1" --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
+        -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$S3_ENDPOINT$2"
 }
 
 ceph_s3_start_rgw() {
