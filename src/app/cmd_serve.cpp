@@ -188,6 +188,7 @@ Result<void> serve(const ServeOptions& o) {
     TRY(bootstrap(config, service, access));
     http::Handler handler(service, access, config.handler);
     Maintenance maintenance(service, config.use_flush, config.gc_interval);
+    service.start_ingest();  // also picks up what a previous run left
     spdlog::info("metadata: {}; storage: {}", db::redact_url(config.database), blobs->describe());
     return http::run_server(config.server, handler, [&](const std::string& url) {
         spdlog::info("listening on {}", url);

@@ -172,7 +172,13 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
     }
     if (auto* chunks = t["chunks"].as_table()) {
         TRY(check_keys(*path, *chunks, "chunks.",
-                       {"min_size", "avg_size", "max_size", "single_below", "zstd_level", "dedup"}));
+                       {"min_size", "avg_size", "max_size", "single_below", "zstd_level", "dedup", "deferred",
+                        "ingest_threads"}));
+        TRY(read(*path, *chunks, "deferred", config.cache.defer_ingest));
+        int64_t ingest_threads = config.cache.ingest_threads;
+        TRY(read(*path, *chunks, "ingest_threads", ingest_threads));
+        if (ingest_threads < 1 || ingest_threads > 256) return bad(*path, "chunks.ingest_threads must be 1-256");
+        config.cache.ingest_threads = static_cast<unsigned>(ingest_threads);
         std::string dedup = config.cache.dedup_across_caches ? "global" : "cache";
         TRY(read(*path, *chunks, "dedup", dedup));
         if (dedup != "global" && dedup != "cache")

@@ -46,6 +46,17 @@ struct StoreOptions {
     uint64_t read_ahead_memory = 64 << 20;
 };
 
+// A blob written as a stream, for one too large to hold in memory (a whole
+// NAR as a client sent it). The key must be new (unique to this write, as
+// every key is): readers must not use it before commit(), which makes the
+// blob complete and durable on its own (no sync() needed); destroyed
+// uncommitted, it leaves nothing (a crash may leave an unnamed blob, for
+// garbage collection).
+class BlobWriter : public Sink {
+public:
+    virtual Result<void> commit() = 0;
+};
+
 class BlobStore {
 public:
     virtual ~BlobStore() = default;
@@ -53,6 +64,11 @@ public:
     // Stores `data` under `key`, atomically: readers see all of it or nothing.
     // It is durable only after a following sync().
     virtual Result<void> put(std::string_view key, std::string_view data) = 0;
+    // A streamed put(); nullptr if this store takes blobs only whole (S3:
+    // there a NAR is stored as chunks from the start).
+    virtual Result<std::unique_ptr<BlobWriter>> create(std::string_view /*key*/) {
+        return std::unique_ptr<BlobWriter>();
+    }
     // Makes every put() that returned before it durable. Metadata may refer
     // to a blob only after this.
     virtual Result<void> sync() { return ok(); }

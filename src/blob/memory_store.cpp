@@ -23,6 +23,21 @@ public:
         return ok();
     }
 
+    Result<std::unique_ptr<BlobWriter>> create(std::string_view key) override {
+        TRY(check(key));
+        struct Writer : BlobWriter {
+            MemoryStore& store;
+            std::string key, data;
+            Writer(MemoryStore& s, std::string_view k) : store(s), key(k) {}
+            Result<void> write(std::string_view d) override {
+                data.append(d);
+                return ok();
+            }
+            Result<void> commit() override { return store.put(key, data); }
+        };
+        return std::unique_ptr<BlobWriter>(std::make_unique<Writer>(*this, key));
+    }
+
     Result<void> get(std::string_view key, Sink& sink, uint64_t offset, std::optional<uint64_t> length) override {
         TRY_ASSIGN(auto blob, find(key));
         if (offset > blob->size()) return fail(ErrorCode::invalid_input, "range starts beyond the blob");

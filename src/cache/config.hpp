@@ -52,6 +52,13 @@ struct Config {
     // narinfos (positive), and absent ones (negative). 0 disables.
     std::chrono::milliseconds lookup_ttl{5000};
     std::chrono::milliseconds negative_ttl{1000};
+    // Deferred ingest: a plain NAR upload (Nix's `nix copy`, zstd) to a
+    // store that takes streamed writes (local disk) is stored whole and
+    // answered as soon as it is durable and verified; it is cut into
+    // chunks afterwards, on `ingest_threads` threads of idle priority, and
+    // swapped in. Without it the client waits for chunking and compression.
+    bool defer_ingest = true;
+    unsigned ingest_threads = 2;
     // Garbage collection removes a NAR, chunk or blob only after nothing has
     // used it for this long: longer than any upload can last, so that an
     // upload in flight (on any replica) never loses a chunk it found.

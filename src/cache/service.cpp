@@ -87,9 +87,18 @@ Result<void> check_cache_name(std::string_view name) {
 
 CacheService::CacheService(Config config, db::MetadataStore& db, blob::BlobStore& blobs)
     : m_config(std::move(config)), m_db(db), m_blobs(blobs), m_upload_pool(m_config.upload_threads),
-      m_upload_budget(static_cast<int64_t>(m_config.upload_memory)) {
+      m_upload_budget(static_cast<int64_t>(m_config.upload_memory)), m_ingest_pool(m_config.ingest_threads, true) {
     std::random_device random;
     m_gc_holder = fmt::format("{}-{:08x}", ::getpid(), random());
+}
+
+CacheService::~CacheService() {
+    {
+        std::lock_guard lock(m_ingest_mutex);
+        m_ingest_stop = true;
+    }
+    m_ingest_wake.notify_all();
+    if (m_ingest_thread.joinable()) m_ingest_thread.join();
 }
 
 Result<db::CacheRow> CacheService::create_cache(std::string_view name, const CacheSettings& s) {
@@ -321,8 +330,22 @@ Result<std::unique_ptr<NarUpload>> CacheService::begin_upload(const db::CacheRow
                     fmt::format("NAR uploads are named nar/<nix32 sha256 of the file>.nar[.zst|.xz|.bz2], as Nix "
                                 "names them; '{}' is not",
                                 printable(file)));
-    return std::make_unique<NarUpload>(m_config, m_db, m_blobs, name.compression, name.file_hash, false,
-                                       dedup_scope(cache), &m_upload_pool, &m_upload_budget);
+    note_upload();
+    NarUpload::Options o;
+    o.received = name.compression;
+    o.expected_file_hash = name.file_hash;
+    o.dedup_within = dedup_scope(cache);
+    o.pool = &m_upload_pool;
+    o.shared_budget = &m_upload_budget;
+    // Stored whole (as Nix compressed it) and chunked later, where the
+    // store can take it as a stream: the client waits only for the bytes
+    // to be verified and durable.
+    if (m_config.defer_ingest && name.compression == codec::Method::zstd) {
+        auto key = new_blob_key(name.file_hash->to_base16());
+        TRY_ASSIGN(o.whole, m_blobs.create(key));
+        if (o.whole) o.whole_key = std::move(key);
+    }
+    return std::make_unique<NarUpload>(m_config, m_db, m_blobs, std::move(o));
 }
 
 Result<std::unique_ptr<Source>> CacheService::open_uploaded_nar(const db::CacheRow& cache, std::string_view file) {
@@ -348,7 +371,13 @@ Result<std::unique_ptr<Source>> CacheService::open_uploaded_nar(const db::CacheR
 }
 
 Result<void> CacheService::record_upload(const db::CacheRow& cache, std::string_view file, const NarUpload& upload) {
-    return m_db.record_upload(cache.id, fmt::format("nar/{}", file), upload.nar().id);
+    note_upload();
+    // Queued first: a crash in between leaves a queued NAR nothing uses
+    // (collected), never a whole one that is never cut.
+    if (upload.stored_whole()) TRY(m_db.defer_nar(db::MetadataStore::DeferredNar{upload.nar().id, cache.id}));
+    TRY(m_db.record_upload(cache.id, fmt::format("nar/{}", file), upload.nar().id));
+    if (upload.stored_whole()) wake_ingest();
+    return ok();
 }
 
 Result<bool> CacheService::has_nar_file(const db::CacheRow& cache, std::string_view file) {
@@ -500,8 +529,14 @@ Result<std::unique_ptr<NarUpload>> CacheService::begin_push(const db::CacheRow& 
     TRY_ASSIGN(auto method, codec::parse_method(pushed.info.compression));
     if (pushed.chunk_frames && method != codec::Method::zstd)
         return fail(ErrorCode::invalid_input, "chunk frames must be zstd (Compression: zstd)");
-    return std::make_unique<NarUpload>(m_config, m_db, m_blobs, method, std::nullopt, pushed.chunk_frames,
-                                       dedup_scope(cache), &m_upload_pool, &m_upload_budget);
+    note_upload();
+    NarUpload::Options o;
+    o.received = method;
+    o.chunk_frames = pushed.chunk_frames;
+    o.dedup_within = dedup_scope(cache);
+    o.pool = &m_upload_pool;
+    o.shared_budget = &m_upload_budget;
+    return std::make_unique<NarUpload>(m_config, m_db, m_blobs, std::move(o));
 }
 
 Result<void> CacheService::commit_push(const db::CacheRow& cache, const PushedPath& pushed, const NarUpload& upload) {

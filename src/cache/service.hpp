@@ -4,11 +4,13 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "blob/blob_store.hpp"
@@ -102,6 +104,9 @@ struct PinInfo {
 class CacheService {
 public:
     CacheService(Config config, db::MetadataStore& db, blob::BlobStore& blobs);
+    ~CacheService();
+    CacheService(const CacheService&) = delete;
+    CacheService& operator=(const CacheService&) = delete;
 
     // Caches.
     Result<db::CacheRow> create_cache(std::string_view name, const CacheSettings& settings);
@@ -197,6 +202,17 @@ public:
     Result<db::MetadataStore::File> get_file(const db::CacheRow& cache, std::string_view kind,
                                              std::string_view name);
 
+    // Deferred ingest (ingest.cpp): NARs plain uploads stored whole are cut
+    // into chunks (deduplicated with everything else) and swapped in; the
+    // whole file is then reclaimed by garbage collection. Claims up to
+    // `limit` of them (across replicas) and returns how many it claimed;
+    // one that fails is logged and tried again 10 minutes later.
+    Result<size_t> ingest_deferred(size_t limit);
+    // Runs ingest_deferred() on a thread of idle priority whenever an
+    // upload leaves work (and every 30 s, for work other replicas left),
+    // until the service is destroyed.
+    void start_ingest();
+
     Result<int64_t> chunk_count() { return m_db.count_chunks(); }
     Result<db::MetadataStore::StorageCounts> storage_counts() { return m_db.storage_counts(); }
     const Config& config() const { return m_config; }
@@ -226,6 +242,10 @@ private:
     Result<void> sweep(GcReport& report, int64_t now);
     // Takes or renews this process's GC lease; conflict if another holds it.
     Result<void> renew_gc_lease();
+    Result<void> ingest(const db::MetadataStore::DeferredNar& deferred);
+    void ingest_loop();
+    void wake_ingest();
+    void note_upload();  // uploads under way make the ingest wait
     std::optional<int64_t> dedup_scope(const db::CacheRow& cache) const {
         return m_config.dedup_across_caches ? std::nullopt : std::optional<int64_t>(cache.id);
     }
@@ -243,6 +263,12 @@ private:
     mutable std::mutex m_last_gc_mutex;
     std::optional<GcReport> m_last_gc;
     std::string m_gc_holder;  // this process's name for the GC lease
+    TaskPool m_ingest_pool;   // chunks of deferred NARs, at idle priority
+    std::mutex m_ingest_mutex;
+    std::condition_variable m_ingest_wake;
+    bool m_ingest_wanted = false, m_ingest_stop = false;
+    std::atomic<int64_t> m_last_upload{0};  // steady_clock ticks of the last upload begun or recorded
+    std::thread m_ingest_thread;
 };
 
 // Cache names: 1-64 of [a-z0-9._-], starting with a letter or digit, and not

@@ -10,51 +10,103 @@
 
 namespace larder::cache {
 
-// Receives the uncompressed NAR: hashes it, validates it on a parser thread,
-// and cuts it into chunks.
+namespace {
+
+// Hashes the bytes read through it.
+class HashedSource : public Source {
+public:
+    HashedSource(Source& in, crypto::HashSink& hash) : m_in(in), m_hash(hash) {}
+    Result<size_t> read(char* buf, size_t len) override {
+        TRY_ASSIGN(auto n, m_in.read(buf, len));
+        TRY(m_hash.write(std::string_view(buf, n)));
+        return n;
+    }
+
+private:
+    Source& m_in;
+    crypto::HashSink& m_hash;
+};
+
+}  // namespace
+
+// Up to this much of a NAR (or of a whole upload's compressed file) is
+// handled on the writing thread: a thread of its own costs more than a
+// small NAR's work.
+constexpr size_t k_inline_bytes = 1 << 20;
+
+// Receives the uncompressed NAR: hashes it, validates it, and cuts it into
+// chunks. A NAR over k_inline_bytes is validated on a parser thread, which
+// also hashes it (it reads every byte), beside the decompression.
 class NarUpload::NarSink : public Sink {
 public:
-    NarSink(NarUpload& owner, bool chunking)
-        : m_chunking(chunking), m_limit(owner.m_config.max_nar_size), m_validator([](Source& source) {
-              nar::NullVisitor visitor;
-              return nar::parse(source, visitor);
-          }),
+    NarSink(NarUpload& owner, bool chunking, bool validate)
+        : m_chunking(chunking), m_validate(validate), m_limit(owner.m_config.max_nar_size),
           m_chunker(owner.m_config.chunk_params, owner.m_config.single_chunk_below,
                     [&owner](std::string_view chunk) { return owner.store_chunk(chunk); }) {}
 
     Result<void> write(std::string_view data) override {
-        if (m_hash.size() + data.size() > m_limit)
+        if (m_size + data.size() > m_limit)
             return fail(ErrorCode::too_large, fmt::format("the NAR is over the limit of {} bytes (decompressed)",
                                                           m_limit));
-        TRY(m_hash.write(data));
-        TRY(m_validator.write(data));
+        m_size += data.size();
+        if (m_validate && !m_validator && m_size <= k_inline_bytes) {
+            m_small.append(data);
+        } else if (m_validate) {
+            if (!m_validator) {
+                m_validator.emplace([this](Source& source) { return parse(source); });
+                TRY(m_validator->write(m_small));
+                std::string().swap(m_small);
+            }
+            TRY(m_validator->write(data));
+        } else {
+            TRY(m_hash.write(data));
+        }
         return m_chunking ? m_chunker.write(data) : ok();
     }
 
     Result<void> finish() override {
-        TRY(m_validator.finish());
+        if (m_validator) {
+            TRY(m_validator->finish());
+        } else if (m_validate) {
+            StringSource small(m_small);
+            TRY(parse(small));
+        }
         return m_chunking ? m_chunker.finish() : ok();
     }
 
+    // After finish().
     crypto::HashSink& hash() { return m_hash; }
 
 private:
+    Result<void> parse(Source& source) {
+        HashedSource hashed(source, m_hash);
+        nar::NullVisitor visitor;
+        return nar::parse(hashed, visitor);
+    }
+
     bool m_chunking;  // false: the chunks arrive as frames
+    bool m_validate;
     uint64_t m_limit;
-    crypto::HashSink m_hash;
-    ConsumerThread m_validator;
+    uint64_t m_size = 0;
+    crypto::HashSink m_hash;  // written by the validator's thread, if there is one
+    std::string m_small;      // a NAR so far small enough to validate at finish()
+    std::optional<ConsumerThread> m_validator;
     chunk::Chunker m_chunker;
 };
 
-NarUpload::NarUpload(const Config& config, db::MetadataStore& db, blob::BlobStore& blobs,
-                     codec::Method received, std::optional<crypto::Hash> expected_file_hash, bool chunk_frames,
-                     std::optional<int64_t> dedup_within, TaskPool* pool, std::atomic<int64_t>* shared_budget)
-    : m_config(config), m_db(db), m_blobs(blobs), m_expected_file_hash(expected_file_hash),
-      m_chunk_frames(chunk_frames), m_dedup_within(dedup_within), m_pool(pool),
-      m_shared_budget(shared_budget) {
-    m_nar_sink = std::make_unique<NarSink>(*this, !chunk_frames);
-    if (!chunk_frames) {
-        m_decompressor = codec::make_decompressor(received, *m_nar_sink);
+std::string new_blob_key(std::string_view stored_hash) {
+    thread_local std::mt19937_64 random{std::random_device{}()};
+    return fmt::format("{}-{:016x}", stored_hash, random());
+}
+
+NarUpload::NarUpload(const Config& config, db::MetadataStore& db, blob::BlobStore& blobs, Options o)
+    : m_config(config), m_db(db), m_blobs(blobs), m_expected_file_hash(o.expected_file_hash),
+      m_whole(std::move(o.whole)), m_whole_key(std::move(o.whole_key)), m_chunk_frames(o.chunk_frames),
+      m_dedup_within(o.dedup_within), m_pool(o.pool), m_shared_budget(o.shared_budget) {
+    bool chunking = !m_chunk_frames && !m_whole;
+    m_nar_sink = std::make_unique<NarSink>(*this, chunking, o.validate);
+    if (!m_chunk_frames) {
+        m_decompressor = codec::make_decompressor(o.received, *m_nar_sink);
         return;
     }
     // Frames up to the largest chunk anyone may configure; a client's chunk
@@ -66,6 +118,7 @@ NarUpload::NarUpload(const Config& config, db::MetadataStore& db, blob::BlobStor
 }
 
 NarUpload::~NarUpload() {
+    m_unpacker.reset();  // an upload given up: stops the decompression
     // Chunks still being stored use the stores: wait for them.
     for (auto& c : m_in_flight)
         if (c.stored.valid()) c.stored.wait();
@@ -74,7 +127,18 @@ NarUpload::~NarUpload() {
 
 Result<void> NarUpload::write(std::string_view data) {
     if (m_expected_file_hash) TRY(m_received_hash.write(data));
-    return m_decompressor->write(data);
+    if (!m_whole) return m_decompressor->write(data);
+    TRY(m_whole->write(data));
+    m_whole_size += data.size();
+    if (!m_unpacker && m_whole_size <= k_inline_bytes) return m_decompressor->write(data);
+    // The client waits for a whole upload's answer: a large one is
+    // decompressed on a thread of its own, beside the hashing and writing.
+    if (!m_unpacker)
+        m_unpacker = std::make_unique<ConsumerThread>([this](Source& compressed) -> Result<void> {
+            TRY(copy(compressed, *m_decompressor));
+            return m_decompressor->finish();
+        });
+    return m_unpacker->write(data);
 }
 
 namespace {
@@ -89,13 +153,6 @@ struct ChunkJob {
     std::string content_hash;
 };
 
-// Blob keys are "<sha256 of the stored bytes>-<random>", unique to the
-// write: garbage collection deletes a blob only after its row is gone, and
-// no upload ever writes that key again, so a deletion never hits new bytes.
-uint64_t random_suffix() {
-    thread_local std::mt19937_64 random{std::random_device{}()};
-    return random();
-}
 
 // Reuses a stored row for a new NAR: false if garbage collection took it.
 Result<bool> reuse(db::MetadataStore& db, const db::ChunkRow& row) {
@@ -142,7 +199,7 @@ Result<NarUpload::StoredChunk> store(ChunkJob& job) {
             lost = kept;
         }
     }
-    auto key = fmt::format("{}-{:016x}", hash, random_suffix());
+    auto key = new_blob_key(hash);
     TRY(job.blobs.put(key, *job.frame));
     auto stored_size = job.frame->size();
     db::ChunkRow row{0, std::move(hash), job.data.size(), stored_size, "zstd", std::move(job.content_hash), server_made,
@@ -200,7 +257,13 @@ Result<void> NarUpload::take_chunk() {
 }
 
 Result<void> NarUpload::finish() {
-    TRY(m_decompressor->finish());
+    TRY_ASSIGN(auto nar, finish_chunks());
+    TRY_ASSIGN(m_nar, m_db.insert_nar(nar));
+    return ok();
+}
+
+Result<db::NarRow> NarUpload::finish_chunks() {
+    TRY(m_unpacker ? m_unpacker->finish() : m_decompressor->finish());
     if (m_chunk_frames) TRY(m_nar_sink->finish());  // a stream decompressor finishes it itself
     while (!m_in_flight.empty()) TRY(take_chunk());
     if (m_expected_file_hash) {
@@ -211,9 +274,20 @@ Result<void> NarUpload::finish() {
                                     "upload is truncated or corrupt",
                                     received.to_string(), m_expected_file_hash->to_string()));
     }
+    auto& nar_hash = m_nar_sink->hash();
+    auto nar_digest = nar_hash.digest();
+    if (m_whole) {
+        // The file as it came is the NAR's one chunk (verified above).
+        TRY(m_whole->commit());
+        m_new_chunks.push_back(m_chunks.size());
+        m_chunks.push_back(db::ChunkRow{0, crypto::to_base16(m_expected_file_hash->digest), nar_hash.size(),
+                                        m_received_hash.size(), "zstd", crypto::to_base16(nar_digest), false,
+                                        m_whole_key, false, false, false});
+    }
     // Chunk rows only for durable blobs: a crash before this leaves
-    // unreferenced blobs, never a row without its bytes.
-    TRY(m_blobs.sync());
+    // unreferenced blobs, never a row without its bytes. (A whole file is
+    // durable once committed.)
+    if (!m_new_chunks.empty() && !m_whole) TRY(m_blobs.sync());
     std::unordered_map<std::string, db::ChunkRow> rows;  // by hash of the stored bytes
     for (auto index : m_new_chunks) {
         const auto& chunk = m_chunks[index];
@@ -224,15 +298,18 @@ Result<void> NarUpload::finish() {
     }
     for (auto& c : m_chunks)
         if (c.id == 0) c = rows.at(c.hash);
-    auto& nar_hash = m_nar_sink->hash();
     db::NarRow nar;
     nar.nar_size = nar_hash.size();
-    nar.nar_hash = crypto::Hash{nar_hash.digest()}.to_string();
-    nar.file_size = m_file_hash.size();
-    nar.file_hash = crypto::Hash{m_file_hash.digest()}.to_string();
+    nar.nar_hash = crypto::Hash{nar_digest}.to_string();
+    if (m_whole) {
+        nar.file_size = m_received_hash.size();
+        nar.file_hash = m_expected_file_hash->to_string();
+    } else {
+        nar.file_size = m_file_hash.size();
+        nar.file_hash = crypto::Hash{m_file_hash.digest()}.to_string();
+    }
     nar.chunks = std::move(m_chunks);
-    TRY_ASSIGN(m_nar, m_db.insert_nar(nar));
-    return ok();
+    return nar;
 }
 
 }  // namespace larder::cache

@@ -28,25 +28,52 @@
 
 namespace larder::cache {
 
+// A blob key for new bytes: "<base16 sha256 of the stored bytes>-<16 random
+// hex>", unique to the write: garbage collection deletes a blob only after
+// its row is gone, and no upload ever writes that key again, so a deletion
+// never hits new bytes.
+std::string new_blob_key(std::string_view stored_hash);
+
 class NarUpload : public Sink {
 public:
-    // `expected_file_hash`, when known (Nix names uploads by the sha256 of the
-    // compressed file), is checked against what arrives.
-    // `chunk_frames`: the body is zstd frames, each one chunk (larder push);
-    // they are verified and stored as they are, without recompression.
-    // `dedup_within`: reuse only chunks that paths of this cache use
-    // (nullopt: chunks of any cache). `pool`: where chunks are compressed
-    // and stored (nullptr: on the writing thread).
-    NarUpload(const Config& config, db::MetadataStore& db, blob::BlobStore& blobs,
-              codec::Method received, std::optional<crypto::Hash> expected_file_hash, bool chunk_frames = false,
-              std::optional<int64_t> dedup_within = std::nullopt, TaskPool* pool = nullptr,
-              std::atomic<int64_t>* shared_budget = nullptr);
+    struct Options {
+        codec::Method received = codec::Method::zstd;
+        // When known (Nix names uploads by the sha256 of the compressed
+        // file), checked against what arrives.
+        std::optional<crypto::Hash> expected_file_hash;
+        // The body is zstd frames, each one chunk (larder push); they are
+        // verified and stored as they are, without recompression.
+        bool chunk_frames = false;
+        // Reuse only chunks that paths of this cache use (nullopt: chunks
+        // of any cache).
+        std::optional<int64_t> dedup_within;
+        // Where chunks are compressed and stored (nullptr: on the writing thread).
+        TaskPool* pool = nullptr;
+        // Bounds the chunk bytes in flight of all uploads together.
+        std::atomic<int64_t>* shared_budget = nullptr;
+        // false: the NAR's structure was checked when it was first stored
+        // (ingest cuts a verified whole NAR); its NarHash is still computed.
+        bool validate = true;
+        // Set (zstd with an expected file hash only): the file is stored as
+        // it arrives, whole, under `whole_key` (deferred ingest: answered as
+        // soon as it is durable and verified, cut into chunks later).
+        std::unique_ptr<blob::BlobWriter> whole;
+        std::string whole_key;
+    };
+
+    NarUpload(const Config& config, db::MetadataStore& db, blob::BlobStore& blobs, Options options);
     ~NarUpload() override;
 
     Result<void> write(std::string_view data) override;
+    // Verifies, makes the chunks durable and records them and the NAR.
     Result<void> finish() override;
+    // finish() without recording the NAR: its chunks (with ids) and hashes,
+    // for replacing another representation of it.
+    Result<db::NarRow> finish_chunks();
     // After a successful finish(): the NAR as stored.
     const db::NarRow& nar() const { return m_nar; }
+    // Whether it was stored whole, to be cut into chunks later.
+    bool stored_whole() const { return m_whole != nullptr; }
 
     // Chunk bytes of one upload being compressed and stored at once (at
     // least one chunk); `shared_budget`, if given, bounds them for all
@@ -79,6 +106,9 @@ private:
     db::MetadataStore& m_db;
     blob::BlobStore& m_blobs;
     std::optional<crypto::Hash> m_expected_file_hash;
+    std::unique_ptr<blob::BlobWriter> m_whole;
+    std::string m_whole_key;
+    uint64_t m_whole_size = 0;
     crypto::HashSink m_received_hash;
     crypto::HashSink m_file_hash;  // of the stored (served) bytes
     std::unique_ptr<NarSink> m_nar_sink;
@@ -95,6 +125,9 @@ private:
     TaskPool* m_pool;
     std::atomic<int64_t>* m_shared_budget;
     db::NarRow m_nar;
+    // Decompresses on its own thread (whole uploads); destroyed first, as
+    // it uses the members above.
+    std::unique_ptr<ConsumerThread> m_unpacker;
 };
 
 }  // namespace larder::cache

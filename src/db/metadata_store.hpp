@@ -158,11 +158,31 @@ public:
     // object that uses it (caches never see each other's NARs).
     virtual Result<std::optional<NarRow>> find_cache_nar(int64_t cache_id,
                                                          std::string_view file_hash) = 0;
+    // Deferred ingest: a NAR a plain upload stored whole (one chunk: the
+    // file as the client compressed it), to be cut into chunks later, with
+    // the cache it was uploaded to (the dedup scope).
+    struct DeferredNar {
+        int64_t nar_id = 0;
+        int64_t cache_id = 0;
+    };
+    virtual Result<void> defer_nar(const DeferredNar& deferred) = 0;
+    // Up to `limit` deferred NARs no other process has claimed (or whose
+    // claim lapsed), claimed by this caller until `until`.
+    virtual Result<std::vector<DeferredNar>> claim_deferred(int64_t now, int64_t until, size_t limit) = 0;
+    // Replaces NAR `nar_id`'s representation, if it is still `old_file_hash`,
+    // by `chunked` (the same NAR as chunks with ids), in one transaction: in
+    // place, or, if that representation is already stored, by moving the
+    // objects and uploads to it. Either way it is no longer deferred.
+    // Returns the objects whose narinfo changed ("<cache id>/<hash part>");
+    // nullopt if the NAR is gone or was replaced meanwhile.
+    virtual Result<std::optional<std::vector<std::string>>> replace_nar(int64_t nar_id, std::string_view old_file_hash,
+                                                                        const NarRow& chunked) = 0;
     virtual Result<int64_t> count_chunks() = 0;
     struct StorageCounts {
         int64_t chunks = 0, nars = 0;
         int64_t stored_bytes = 0;                 // of all chunks
         int64_t unused_chunks = 0, unused_nars = 0;  // what garbage collection will remove
+        int64_t deferred_nars = 0;                    // stored whole, not yet cut into chunks
     };
     virtual Result<StorageCounts> storage_counts() = 0;
 

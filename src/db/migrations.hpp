@@ -159,6 +159,17 @@ CREATE TABLE leases (
     expires_at INTEGER NOT NULL
 );
 )SQL",
+    // 5: deferred ingest (issue 11): NARs a plain upload stored whole, to be
+    // cut into chunks in the background; `claimed_until` lets one replica
+    // at a time work on each.
+    R"SQL(
+CREATE TABLE deferred_nars (
+    nar_id INTEGER PRIMARY KEY REFERENCES nars(id) ON DELETE CASCADE,
+    cache_id INTEGER NOT NULL,
+    queued_at INTEGER NOT NULL,
+    claimed_until INTEGER NOT NULL DEFAULT 0
+);
+)SQL",
 };
 
 // PostgreSQL: the same tables; version in schema_version, applied under an
@@ -301,6 +312,17 @@ CREATE TABLE leases (
     name TEXT PRIMARY KEY,
     holder TEXT NOT NULL,
     expires_at BIGINT NOT NULL
+);
+)SQL",
+    // 5: deferred ingest (issue 11): NARs a plain upload stored whole, to be
+    // cut into chunks in the background; `claimed_until` lets one replica
+    // at a time work on each.
+    R"SQL(
+CREATE TABLE deferred_nars (
+    nar_id BIGINT PRIMARY KEY REFERENCES nars(id) ON DELETE CASCADE,
+    cache_id BIGINT NOT NULL,
+    queued_at BIGINT NOT NULL,
+    claimed_until BIGINT NOT NULL DEFAULT 0
 );
 )SQL",
 };

@@ -243,16 +243,86 @@ public:
             }
             NarRow row = nar;
             row.id = q.i64(0);
-            for (size_t i = 0; i < nar.chunks.size(); ++i) {
-                auto c = conn.query("INSERT INTO nar_chunks (nar_id, seq, chunk_id) VALUES (?, ?, ?)");
-                c.bind(row.id).bind(static_cast<int64_t>(i)).bind(nar.chunks[i].id);
-                auto r = c.run();
-                if (!r && r.error().code == ErrorCode::conflict)
-                    return fail(ErrorCode::unavailable,
-                                "a chunk of this NAR was garbage collected while it was uploaded; upload it again");
-                TRY(r);
-            }
+            TRY(insert_nar_chunks(conn, row.id, nar.chunks));
             return row;
+        });
+    }
+
+    Result<void> defer_nar(const DeferredNar& d) override {
+        return with_connection([&](Connection& conn) {
+            auto q = conn.query("INSERT INTO deferred_nars (nar_id, cache_id, queued_at) VALUES (?, ?, ?) "
+                                "ON CONFLICT (nar_id) DO NOTHING");
+            q.bind(d.nar_id).bind(d.cache_id).bind(now());
+            return q.run();
+        });
+    }
+
+    Result<std::vector<DeferredNar>> claim_deferred(int64_t at, int64_t until, size_t limit) override {
+        return with_connection([&](Connection& conn) -> Result<std::vector<DeferredNar>> {
+            // The claim is checked again on each row it updates: two replicas
+            // picking the same rows claim each of them once.
+            auto q = conn.query(
+                "UPDATE deferred_nars SET claimed_until = ? WHERE claimed_until < ? AND nar_id IN "
+                "(SELECT nar_id FROM deferred_nars WHERE claimed_until < ? ORDER BY queued_at LIMIT ?) "
+                "RETURNING nar_id, cache_id");
+            q.bind(until).bind(at).bind(at).bind(static_cast<int64_t>(limit));
+            std::vector<DeferredNar> claimed;
+            for (;;) {
+                TRY_ASSIGN(bool row, q.step());
+                if (!row) return claimed;
+                claimed.push_back(DeferredNar{q.i64(0), q.i64(1)});
+            }
+        });
+    }
+
+    Result<std::optional<std::vector<std::string>>> replace_nar(int64_t nar_id, std::string_view old_file_hash,
+                                                                const NarRow& chunked) override {
+        using Changed = std::optional<std::vector<std::string>>;
+        return with_transaction([&](Connection& conn) -> Result<Changed> {
+            auto done = conn.query("DELETE FROM deferred_nars WHERE nar_id = ?");
+            done.bind(nar_id);
+            TRY(done.run());
+            auto current = conn.query("SELECT nar_hash FROM nars WHERE id = ? AND file_hash = ?");
+            current.bind(nar_id).bind(old_file_hash);
+            TRY_ASSIGN(bool there, current.step());
+            if (!there) return Changed();
+            if (current.text(0) != chunked.nar_hash)
+                return fail(ErrorCode::internal, fmt::format("NAR {} is {}, but its chunks make {}", nar_id,
+                                                             current.text(0), chunked.nar_hash));
+            std::vector<std::string> changed;
+            auto users = conn.query("SELECT cache_id, hash_part FROM objects WHERE nar_id = ?");
+            users.bind(nar_id);
+            for (;;) {
+                TRY_ASSIGN(bool row, users.step());
+                if (!row) break;
+                changed.push_back(fmt::format("{}/{}", users.i64(0), users.text(1)));
+            }
+            auto existing = conn.query("SELECT id FROM nars WHERE nar_hash = ? AND file_hash = ?");
+            existing.bind(chunked.nar_hash).bind(chunked.file_hash);
+            TRY_ASSIGN(bool found, existing.step());
+            if (found) {
+                // Already stored so (pushed, or another upload cut first):
+                // its users move there, and this row becomes unused.
+                auto to = existing.i64(0);
+                auto revive = conn.query("UPDATE nars SET orphan_since = NULL WHERE id = ?");
+                revive.bind(to);
+                TRY(revive.run());
+                auto objects = conn.query("UPDATE objects SET nar_id = ? WHERE nar_id = ?");
+                objects.bind(to).bind(nar_id);
+                TRY(objects.run());
+                auto uploads = conn.query("UPDATE uploads SET nar_id = ? WHERE nar_id = ?");
+                uploads.bind(to).bind(nar_id);
+                TRY(uploads.run());
+                return Changed(std::move(changed));
+            }
+            auto update = conn.query("UPDATE nars SET file_hash = ?, file_size = ? WHERE id = ?");
+            update.bind(chunked.file_hash).bind(static_cast<int64_t>(chunked.file_size)).bind(nar_id);
+            TRY(update.run());
+            auto old_chunks = conn.query("DELETE FROM nar_chunks WHERE nar_id = ?");
+            old_chunks.bind(nar_id);
+            TRY(old_chunks.run());
+            TRY(insert_nar_chunks(conn, nar_id, chunked.chunks));
+            return Changed(std::move(changed));
         });
     }
 
@@ -294,9 +364,10 @@ public:
                 "(SELECT coalesce(sum(stored_size), 0) FROM chunks), "
                 "(SELECT count(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM nar_chunks nc WHERE nc.chunk_id = c.id)), "
                 "(SELECT count(*) FROM nars n WHERE NOT EXISTS (SELECT 1 FROM objects o WHERE o.nar_id = n.id) "
-                "AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.nar_id = n.id))");
+                "AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.nar_id = n.id)), "
+                "(SELECT count(*) FROM deferred_nars)");
             TRY(q.step());
-            return StorageCounts{q.i64(0), q.i64(1), q.i64(2), q.i64(3), q.i64(4)};
+            return StorageCounts{q.i64(0), q.i64(1), q.i64(2), q.i64(3), q.i64(4), q.i64(5)};
         });
     }
 
@@ -849,6 +920,19 @@ private:
             "INSERT INTO cache_keys (cache_id, secret, public_key, current, created_at) VALUES (?, ?, ?, 1, ?)");
         q.bind(k.cache_id).bind(k.secret).bind(k.public_key).bind(now());
         return q.run();
+    }
+
+    static Result<void> insert_nar_chunks(Connection& conn, int64_t nar_id, const std::vector<ChunkRow>& chunks) {
+        for (size_t i = 0; i < chunks.size(); ++i) {
+            auto c = conn.query("INSERT INTO nar_chunks (nar_id, seq, chunk_id) VALUES (?, ?, ?)");
+            c.bind(nar_id).bind(static_cast<int64_t>(i)).bind(chunks[i].id);
+            auto r = c.run();
+            if (!r && r.error().code == ErrorCode::conflict)
+                return fail(ErrorCode::unavailable,
+                            "a chunk of this NAR was garbage collected while it was uploaded; upload it again");
+            TRY(r);
+        }
+        return ok();
     }
 
     static Result<NarRow> load_nar(Connection& conn, int64_t id) {

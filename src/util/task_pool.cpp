@@ -1,11 +1,23 @@
 #include "util/task_pool.hpp"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
 
 namespace larder {
 
-TaskPool::TaskPool(unsigned threads) {
-    for (unsigned i = 0; i < std::max(1u, threads); ++i) m_threads.emplace_back([this] { work(); });
+bool lower_thread_priority() {
+    sched_param param{};
+    return ::pthread_setschedparam(::pthread_self(), SCHED_IDLE, &param) == 0;
+}
+
+TaskPool::TaskPool(unsigned threads, bool idle) {
+    for (unsigned i = 0; i < std::max(1u, threads); ++i)
+        m_threads.emplace_back([this, idle] {
+            if (idle) lower_thread_priority();
+            work();
+        });
 }
 
 TaskPool::~TaskPool() {

@@ -17,9 +17,14 @@
 
 namespace larder {
 
+// Puts the calling thread at idle priority (SCHED_IDLE); false if refused.
+bool lower_thread_priority();
+
 class TaskPool {
 public:
-    explicit TaskPool(unsigned threads);
+    // `idle`: the threads run at idle priority (SCHED_IDLE), only on CPU
+    // time nothing else wants (background work such as deferred ingest).
+    explicit TaskPool(unsigned threads, bool idle = false);
     ~TaskPool();
     TaskPool(const TaskPool&) = delete;
     TaskPool& operator=(const TaskPool&) = delete;

@@ -49,9 +49,12 @@ protected:
         return nar.body;
     }
     // Nix's way: the NAR under its file hash, then the narinfo.
-    unsigned nix_copy(const std::string& cache, const std::string& path, const std::string& nar) {
-        auto name = crypto::Hash{crypto::sha256(nar)}.to_nix32() + ".nar";
-        auto put = run(Method::put, fmt::format("/{}/nar/{}", cache, name), nar);
+    // Plain Nix's upload: the NAR (uncompressed, or zstd: then stored whole
+    // and cut into chunks later), then its narinfo.
+    unsigned nix_copy(const std::string& cache, const std::string& path, const std::string& nar, bool zstd = false) {
+        auto file = zstd ? frame(nar, 3) : nar;
+        auto name = crypto::Hash{crypto::sha256(file)}.to_nix32() + (zstd ? ".nar.zst" : ".nar");
+        auto put = run(Method::put, fmt::format("/{}/nar/{}", cache, name), file);
         if (put.status != 200) return put.status;
         return run(Method::put, fmt::format("/{}/{}.narinfo", cache, hash_part(path)),
                    narinfo(path, nar, "none", "nar/" + name))
@@ -110,10 +113,13 @@ TEST_F(UploadTest, ByteIdenticalFramesAreStoredOnce) {
 // A failure at any step of an upload (any database call, any blob call)
 // answers an error and leaves nothing visible; the next attempt succeeds.
 TEST_F(UploadTest, AFaultAtEveryStepLeavesNothingVisible) {
-    auto nar = make_nar(test::random_bytes(700000, 11));  // a few chunks
-    for (bool push : {true, false}) {
+    int seed = 11;
+    for (std::string how : {"larder push", "nix copy", "nix copy (zstd, deferred)"}) {
+        bool push = how == "larder push";
         for (test::Faults* faults : {static_cast<test::Faults*>(db_faults.get()),
                                      static_cast<test::Faults*>(blob_faults.get())}) {
+            // New content each time: nothing found stored already.
+            auto nar = make_nar(test::random_bytes(700000, ++seed));  // a few chunks
             auto path = store_path(push ? "push" : "copy");
             int steps = 0;
             for (int n = 1;; ++n) {
@@ -122,19 +128,19 @@ TEST_F(UploadTest, AFaultAtEveryStepLeavesNothingVisible) {
                 unsigned status = push ? run(Method::put, "/main/push/" + hash_part(path),
                                              push_body(narinfo(path, nar, "none"), nar))
                                              .status
-                                       : nix_copy("main", path, nar);
+                                       : nix_copy("main", path, nar, how != "nix copy");
                 int calls = faults->calls();
                 faults->fail_at(0);
                 if (status == 200 && calls < n) break;  // the fault came after the last call
                 ++steps;
                 EXPECT_GE(status, 400u) << "fault at call " << n;
                 EXPECT_EQ(run(Method::get, "/main/" + hash_part(path) + ".narinfo").status, 404u)
-                    << "visible after a fault at call " << n << (push ? " (push)" : " (nix copy)");
+                    << "visible after a fault at call " << n << " (" << how << ")";
             }
-            EXPECT_GE(steps, 3);
-            std::printf("%s, faults in the %s: %d failing steps, each left nothing visible\n",
-                        push ? "larder push" : "nix copy", faults == blob_faults.get() ? "blob store" : "database",
-                        steps);
+            // A whole upload makes two calls to the store: create and commit.
+            EXPECT_GE(steps, faults == blob_faults.get() && how.find("deferred") != std::string::npos ? 2 : 3);
+            std::printf("%s, faults in the %s: %d failing steps, each left nothing visible\n", how.c_str(),
+                        faults == blob_faults.get() ? "blob store" : "database", steps);
             EXPECT_TRUE(same(decompress(served_nar("main", path)), nar));
         }
     }
@@ -195,4 +201,65 @@ TEST_F(UploadTest, NarSizeLimitCountsDecompressedBytes) {
     auto refused = (*push)->write(length_prefixed(narinfo(path, nar, "zstd")) + length_prefixed(""));
     ASSERT_FALSE(refused);
     EXPECT_EQ(refused.error().code, ErrorCode::too_large) << refused.error().message;
+}
+
+// Deferred ingest: a plain zstd upload is stored as it came and answered;
+// later it is cut into chunks and swapped in. The served bytes change (and
+// with them the narinfo's URL), the name Nix uploaded keeps working, and
+// garbage collection reclaims the whole file.
+TEST_F(UploadTest, PlainZstdUploadsAreStoredWholeThenCutIntoChunks) {
+    auto nar = make_nar(text(40000, 5));  // a few chunks
+    auto path = store_path("copied");
+    ASSERT_EQ(nix_copy("main", path, nar, true), 200u);
+    auto sent = frame(nar, 3);
+    auto sent_name = "nar/" + crypto::Hash{crypto::sha256(sent)}.to_nix32() + ".nar.zst";
+    auto counts = service->storage_counts();
+    ASSERT_TRUE(counts);
+    EXPECT_EQ(counts->deferred_nars, 1);
+    EXPECT_TRUE(same(served_nar("main", path), sent)) << "served as it was sent until it is cut";
+
+    auto done = service->ingest_deferred(10);
+    ASSERT_TRUE(done) << done.error().message;
+    EXPECT_EQ(*done, 1u);
+    EXPECT_EQ(*service->ingest_deferred(10), 0u);
+    counts = service->storage_counts();
+    EXPECT_EQ(counts->deferred_nars, 0);
+    EXPECT_EQ(counts->unused_chunks, 1) << "the whole file, until garbage collection";
+    EXPECT_GE(counts->chunks, 3);
+    auto info = run(Method::get, "/main/" + hash_part(path) + ".narinfo").body;
+    EXPECT_EQ(info.find(sent_name), std::string::npos) << info;
+    auto served = served_nar("main", path);
+    EXPECT_TRUE(same(decompress(served), nar));
+    EXPECT_NE(info.find("FileHash: " + crypto::Hash{crypto::sha256(served)}.to_string()), std::string::npos) << info;
+    EXPECT_NE(info.find(fmt::format("FileSize: {}\n", served.size())), std::string::npos) << info;
+    // A client holding the narinfo it uploaded still gets the NAR.
+    auto old = run(Method::get, "/main/" + sent_name);
+    ASSERT_EQ(old.status, 200u) << old.body;
+    EXPECT_TRUE(same(decompress(old.body), nar));
+
+    // The same NAR pushed to another cache first (the server's chunks): the
+    // copy's ingest moves its path to that representation.
+    auto path2 = store_path("again");
+    ASSERT_EQ(run(Method::put, "/other/push/" + hash_part(path2), push_body(narinfo(path2, nar, "none"), nar)).status,
+              200u);
+    ASSERT_EQ(nix_copy("main", path2, nar, true), 200u);
+    EXPECT_EQ(*service->ingest_deferred(10), 1u);
+    EXPECT_TRUE(same(decompress(served_nar("main", path2)), nar));
+    EXPECT_EQ(served_nar("main", path2), served_nar("other", path2));
+
+    // A deferred NAR whose path is gone before it is cut: nothing breaks.
+    auto path3 = store_path("gone");
+    auto nar3 = make_nar(text(3000, 9));
+    ASSERT_EQ(nix_copy("main", path3, nar3, true), 200u);
+    ASSERT_EQ(run(Method::del, "/api/v1/caches/main/paths/" + hash_part(path3), "{}").status, 200u);
+    EXPECT_EQ(*service->ingest_deferred(10), 1u);
+
+    // Garbage collection a grace period later: the whole files go.
+    auto now = static_cast<int64_t>(std::time(nullptr));
+    for (int days : {2, 4, 6})
+        ASSERT_EQ(run(Method::post, "/api/v1/gc", nlohmann::json{{"now", now + days * 86400}}.dump()).status, 200u);
+    counts = service->storage_counts();
+    EXPECT_EQ(counts->unused_chunks, 0);
+    EXPECT_EQ(static_cast<int64_t>(blob_faults->list()->size()), counts->chunks);
+    EXPECT_TRUE(same(decompress(served_nar("main", path)), nar));
 }

@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include <fmt/core.h>
+
 #include "db/postgres.hpp"
 
 using namespace larder;
@@ -226,6 +228,61 @@ TEST(RedactUrl, HidesPasswords) {
 // Garbage collection's primitives: a NAR no object uses is marked, then
 // deleted after the cutoff; its chunks likewise; a chunk revived (or reused
 // by an insert) in between stays; leases and pins.
+// Deferred ingest: queued NARs are claimed once until the claim lapses; a
+// replacement swaps the chunks in place, or moves the users to an existing
+// representation; a NAR replaced or gone meanwhile is left alone.
+TEST_P(MetadataStoreTest, DeferredIngestPrimitives) {
+    auto c = make_cache("main");
+    auto whole = make_nar("w", {"whole1"});
+    make_object(c, whole, "h1");
+    ASSERT_TRUE(m_store->record_upload(c.id, "nar/w.nar.zst", whole.id));
+    ASSERT_TRUE(m_store->defer_nar(MetadataStore::DeferredNar{whole.id, c.id}));
+    ASSERT_TRUE(m_store->defer_nar(MetadataStore::DeferredNar{whole.id, c.id})) << "queued twice is once";
+    EXPECT_EQ(m_store->storage_counts()->deferred_nars, 1);
+    auto claimed = m_store->claim_deferred(100, 700, 10);
+    ASSERT_TRUE(claimed) << claimed.error().message;
+    ASSERT_EQ(claimed->size(), 1u);
+    EXPECT_EQ((*claimed)[0].nar_id, whole.id);
+    EXPECT_EQ((*claimed)[0].cache_id, c.id);
+    EXPECT_TRUE(m_store->claim_deferred(200, 800, 10)->empty()) << "claimed until 700";
+    EXPECT_EQ(m_store->claim_deferred(701, 1300, 10)->size(), 1u) << "a lapsed claim is free again";
+
+    // In place: same id, new chunks and file hash.
+    NarRow chunked{0, whole.nar_hash, whole.nar_size, "sha256:chunked", 30, {}};
+    for (auto h : {"part1", "part2"})
+        chunked.chunks.push_back(*m_store->insert_chunk(ChunkRow{0, h, 50, 15, "zstd", h, true, h, false, false, false}));
+    EXPECT_FALSE(*m_store->replace_nar(whole.id, "sha256:wrong", chunked)) << "not the representation queued";
+    ASSERT_TRUE(m_store->defer_nar(MetadataStore::DeferredNar{whole.id, c.id}));
+    auto changed = m_store->replace_nar(whole.id, whole.file_hash, chunked);
+    ASSERT_TRUE(changed) << changed.error().message;
+    ASSERT_TRUE(*changed);
+    EXPECT_EQ(**changed, std::vector<std::string>{fmt::format("{}/h1", c.id)});
+    auto now = m_store->find_nar(whole.id);
+    ASSERT_TRUE(now && *now);
+    EXPECT_EQ((*now)->file_hash, "sha256:chunked");
+    ASSERT_EQ((*now)->chunks.size(), 2u);
+    EXPECT_EQ((*now)->chunks[1].hash, "part2");
+    EXPECT_EQ(m_store->storage_counts()->deferred_nars, 0);
+    EXPECT_EQ(m_store->storage_counts()->unused_chunks, 1) << "the whole file";
+    EXPECT_FALSE(*m_store->replace_nar(whole.id, whole.file_hash, chunked)) << "replaced already";
+
+    // Onto an existing representation: the object and the upload move.
+    NarRow other{0, "sha256:narq", 100, "sha256:fileq", 40, {}};
+    other.chunks.push_back(*m_store->insert_chunk(ChunkRow{0, "q1", 50, 20, "zstd", "q1", false, "q1", false, false, false}));
+    auto q = *m_store->insert_nar(other);
+    make_object(c, q, "h2");
+    ASSERT_TRUE(m_store->record_upload(c.id, "nar/q.nar.zst", q.id));
+    NarRow existing{0, "sha256:narq", 100, "sha256:fileq2", 30, {chunked.chunks[0]}};
+    auto e = *m_store->insert_nar(existing);
+    changed = m_store->replace_nar(q.id, "sha256:fileq", NarRow{0, "sha256:narq", 100, "sha256:fileq2", 30,
+                                                               {chunked.chunks[0]}});
+    ASSERT_TRUE(changed && *changed);
+    EXPECT_EQ(m_store->find_object(c.id, "h2")->value().nar_id, e.id);
+    EXPECT_EQ(*m_store->find_upload(c.id, "nar/q.nar.zst"), e.id);
+    EXPECT_FALSE(m_store->replace_nar(q.id, "sha256:fileq", NarRow{0, "sha256:other", 100, "sha256:x", 1, {}}))
+        << "a NarHash that differs is an error";
+}
+
 TEST_P(MetadataStoreTest, GarbageCollectionPrimitives) {
     auto c = make_cache("gc");
     auto c2 = make_cache("gc2");

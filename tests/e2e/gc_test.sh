@@ -41,6 +41,7 @@ sleep 2
 t3=$(date +%s)
 nix copy --option netrc-file "$TMP/netrc" --to "$URL/main?compression=zstd" "$g3" 2> "$TMP/copy.err" \
     || fail "nix copy g3: $(tail -3 "$TMP/copy.err")"
+wait_ingested  # the whole files become unused chunks now, not during the checks below
 "$LARDER" pin main release "$g2" > /dev/null || fail "pin g2"
 [ "$("$LARDER" pins main --json | jq -r '.[0].path')" = "$(basename "$g2")" ] || fail "pins lists $(larder pins main)"
 # A leaf of g1 (no references) is used after g3 arrived.

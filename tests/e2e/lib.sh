@@ -74,6 +74,18 @@ assert_no_5xx() {  # LOG [ALLOWED]
     grep -qE ' [0-9]{3} [0-9.]+ms$' "$1" || fail "assert_no_5xx: no request lines in $1 (is the log format right?)"
 }
 
+# Waits until the server (URL, admin token) has cut every NAR plain uploads
+# stored whole into chunks (deferred ingest, after a 2 s pause in uploads).
+wait_ingested() {  # [URL]
+    local i n
+    for i in $(seq 1 300); do
+        n=$(curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "${1:-$URL}/api/v1/stats" | jq .deferred_nars)
+        [ "$n" = 0 ] && return 0
+        sleep 0.2
+    done
+    fail "the server still has $n NARs to cut into chunks after 60 s"
+}
+
 # Of these store paths, every one the server shows (VISIBLE-FN PATH prints
 # its narinfo status) has every reference shown too.
 assert_closed() {  # VISIBLE-FN PATH...

@@ -14,6 +14,7 @@ chunks() { curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/api/v1/stats" 
 root=$(bash "$LARDER_SOURCE/tests/e2e/make_corpus.sh" small iso-$$)
 h=$(basename "$root" | cut -c1-32)
 nix copy --to "$URL/main?compression=zstd" "$root" 2>> "$TMP/nix.log" || fail "push to main"
+wait_ingested  # main's NARs cut into the server's chunks, which the second push then finds
 before=$(chunks)
 nar_url=$(curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/main/$h.narinfo" | sed -n 's/^URL: //p')
 expect_status 404 "narinfo of main in second" "$URL/second/$h.narinfo"

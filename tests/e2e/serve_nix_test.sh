@@ -28,6 +28,31 @@ for p in "${closure[@]}"; do [ -e "$p" ] || fail "$p was not substituted"; done
 nix store verify -r "$root" --trusted-public-keys "$KEY" --sigs-needed 1 2>> "$TMP/nix.log" || fail "nix store verify"
 pass "deleted and substituted ${#closure[@]} paths with require-sigs and only the cache key trusted"
 
+# 2b. Deferred ingest: the NARs were stored as Nix sent them and are cut
+# into chunks in the background. Afterwards the narinfos name the server's
+# files, the names Nix uploaded (which it keeps in its narinfo cache) still
+# download, and the closure substitutes again.
+mapfile -t uploaded < <(awk '$4 == "PUT" && $5 ~ /^\/main\/nar\/.*\.nar\.zst$/ && $6 == 200 {print $5}' "$TMP/data/serve.log")
+[ "${#uploaded[@]}" -ge 10 ] || fail "found ${#uploaded[@]} NAR uploads in the server log"
+wait_ingested
+moved=0
+for p in "${closure[@]}"; do
+    url=$(curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/main/$(basename "$p" | cut -c1-32).narinfo" \
+          | awk '$1 == "URL:" {print $2}')
+    [ -n "$url" ] || fail "no narinfo for $p after the ingest"
+    [[ " ${uploaded[*]} " == *" /main/$url "* ]] || moved=$((moved + 1))
+done
+[ "$moved" -gt 0 ] || fail "no narinfo names a new file after the ingest"
+for u in "${uploaded[@]}"; do
+    curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL$u" | zstd -dc > /dev/null || fail "$u (the name Nix uploaded) does not download after the ingest"
+done
+nix-store --delete "${closure[@]}" > /dev/null 2>&1 || fail "could not delete the closure"
+export XDG_CACHE_HOME=$TMP/xdg3
+nix-store -r "$root" --option substituters "$URL/main" --option trusted-public-keys "$KEY" \
+    --option require-sigs true > /dev/null 2>> "$TMP/nix.log" || fail "substitution after the ingest failed"
+nix store verify -r "$root" --trusted-public-keys "$KEY" --sigs-needed 1 2>> "$TMP/nix.log" || fail "nix store verify"
+pass "after the ingest: $moved narinfos name new files, ${#uploaded[@]} uploaded names still download, the closure substitutes"
+
 # 3. path-info, store ls, logs.
 n=$(nix path-info --store "$URL/main" --json -r "$root" | jq length)
 [ "$n" -eq "${#closure[@]}" ] || fail "path-info shows $n paths"

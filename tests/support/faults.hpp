@@ -49,6 +49,23 @@ public:
     explicit FaultyBlobStore(blob::BlobStore& inner) : m_inner(inner) {}
     LARDER_FAULTY(Result<void>, put, (std::string_view key, std::string_view data), (key, data))
     LARDER_FAULTY(Result<void>, sync, (), ())
+    // The writer's commit() counts as a call too.
+    Result<std::unique_ptr<blob::BlobWriter>> create(std::string_view key) override {
+        if (tick("create")) return fault("create");
+        TRY_ASSIGN(auto inner, m_inner.create(key));
+        if (!inner) return inner;
+        struct Writer : blob::BlobWriter {
+            std::unique_ptr<blob::BlobWriter> inner;
+            FaultyBlobStore& faults;
+            Writer(std::unique_ptr<blob::BlobWriter> w, FaultyBlobStore& f) : inner(std::move(w)), faults(f) {}
+            Result<void> write(std::string_view data) override { return inner->write(data); }
+            Result<void> commit() override {
+                if (faults.tick("commit")) return fault("commit");
+                return inner->commit();
+            }
+        };
+        return std::unique_ptr<blob::BlobWriter>(std::make_unique<Writer>(std::move(inner), *this));
+    }
     LARDER_FAULTY(Result<void>, get,
                   (std::string_view key, Sink& sink, uint64_t offset, std::optional<uint64_t> length),
                   (key, sink, offset, length))
@@ -83,6 +100,9 @@ public:
     LARDER_FAULTY(Result<db::NarRow>, insert_nar, (const db::NarRow& n), (n))
     LARDER_FAULTY(Result<std::optional<db::NarRow>>, find_nar, (int64_t id), (id))
     LARDER_FAULTY(Result<std::optional<db::NarRow>>, find_cache_nar, (int64_t c, sv h), (c, h))
+    LARDER_FAULTY(Result<void>, defer_nar, (const DeferredNar& d), (d))
+    LARDER_FAULTY(Result<std::vector<DeferredNar>>, claim_deferred, (int64_t n, int64_t u, size_t l), (n, u, l))
+    LARDER_FAULTY(Result<std::optional<strings>>, replace_nar, (int64_t id, sv h, const db::NarRow& n), (id, h, n))
     LARDER_FAULTY(Result<int64_t>, count_chunks, (), ())
     LARDER_FAULTY(Result<StorageCounts>, storage_counts, (), ())
     LARDER_FAULTY(Result<void>, record_upload, (int64_t c, sv n, int64_t id), (c, n, id))
