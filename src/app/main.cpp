@@ -5,6 +5,7 @@
 
 int main(int argc, char** argv) {
     CLI::App app{"Larder: a private Nix binary cache"};
+    app.set_version_flag("--version", "larder " LARDER_VERSION);
     app.require_subcommand(1);
     larder::app::add_keygen_command(app);
     larder::app::add_nar_commands(app);

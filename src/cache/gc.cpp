@@ -224,8 +224,10 @@ Result<GcReport> CacheService::collect_garbage(const GcOptions& options) {
     };
     auto result = run();
     (void)m_db.drop_lease(k_gc_lease, m_gc_holder);
+    ++(result && report.errors.empty() ? m_counters.gc_runs : m_counters.gc_failures);
     if (!result) return Failure{std::move(result).error()};
     report.finished = wall_clock();
+    if (report.errors.empty() && !options.dry_run) m_counters.gc_last_success = report.finished;
     for (const auto& e : report.errors) spdlog::warn("gc: {}", e);
     spdlog::info("gc: {} in {} s: {} NARs, {} chunks ({} bytes), {} orphan blobs removed; {} errors",
                  options.dry_run ? "dry run" : "done", report.finished - report.started, report.nars_deleted,

@@ -26,10 +26,16 @@ constexpr int64_t k_claim_seconds = 600;
 Result<size_t> CacheService::ingest_deferred(size_t limit) {
     auto now = static_cast<int64_t>(std::time(nullptr));
     TRY_ASSIGN(auto claimed, m_db.claim_deferred(now, now + k_claim_seconds, limit));
-    for (const auto& d : claimed)
-        if (auto r = ingest(d); !r)
-            spdlog::warn("ingest: NAR {} stays whole for now (tried again in {} minutes): {}", d.nar_id,
-                         k_claim_seconds / 60, r.error().message);
+    for (const auto& d : claimed) {
+        auto r = ingest(d);
+        if (r) {
+            ++m_counters.nars_ingested;
+            continue;
+        }
+        ++m_counters.ingest_failures;
+        spdlog::warn("ingest: NAR {} stays whole for now (tried again in {} minutes): {}", d.nar_id,
+                     k_claim_seconds / 60, r.error().message);
+    }
     return claimed.size();
 }
 

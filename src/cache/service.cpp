@@ -370,7 +370,55 @@ Result<std::unique_ptr<Source>> CacheService::open_uploaded_nar(const db::CacheR
         codec::make_transcoder(std::move(stream), name.compression), m_transcodes));
 }
 
+namespace {
+
+void count_upload(ServiceCounters& c, const NarUpload& upload) {
+    ++c.uploads;
+    c.chunks_stored += upload.new_chunks();
+    c.chunks_deduplicated += upload.nar().chunks.size() - std::min(upload.nar().chunks.size(), upload.new_chunks());
+}
+
+}  // namespace
+
+Result<void> CacheService::check_ready(std::chrono::milliseconds deadline) {
+    struct Probe {
+        std::mutex mutex;
+        std::condition_variable done;
+        std::optional<Result<void>> db, blobs;
+    };
+    auto probe = std::make_shared<Probe>();
+    auto run = [probe](auto check, std::optional<Result<void>> Probe::*slot) {
+        std::thread([probe, check, slot] {
+            auto r = check();
+            std::lock_guard lock(probe->mutex);
+            (*probe).*slot = std::move(r);
+            probe->done.notify_all();
+        }).detach();
+    };
+    // A name no cache has and a key no blob has: each a single cheap request.
+    run([this]() -> Result<void> {
+            auto r = m_db.get_cache("readyz-probe");
+            if (!r && r.error().code != ErrorCode::not_found) return Failure{std::move(r).error()};
+            return ok();
+        }, &Probe::db);
+    run([this]() -> Result<void> {
+            TRY(m_blobs.exists("readyz-probe"));
+            return ok();
+        }, &Probe::blobs);
+    std::unique_lock lock(probe->mutex);
+    probe->done.wait_for(lock, deadline, [&] { return probe->db && probe->blobs; });
+    auto say = [&](const char* what, const std::optional<Result<void>>& r) -> Result<void> {
+        if (!r) return fail(ErrorCode::unavailable, fmt::format("the {} did not answer within {} ms", what,
+                                                                deadline.count()));
+        if (!*r) return fail(ErrorCode::unavailable, fmt::format("the {} failed: {}", what, r->error().message));
+        return ok();
+    };
+    TRY(say("database", probe->db));
+    return say("blob store", probe->blobs);
+}
+
 Result<void> CacheService::record_upload(const db::CacheRow& cache, std::string_view file, const NarUpload& upload) {
+    count_upload(m_counters, upload);
     note_upload();
     // Queued first: a crash in between leaves a queued NAR nothing uses
     // (collected), never a whole one that is never cut.
@@ -540,6 +588,7 @@ Result<std::unique_ptr<NarUpload>> CacheService::begin_push(const db::CacheRow& 
 }
 
 Result<void> CacheService::commit_push(const db::CacheRow& cache, const PushedPath& pushed, const NarUpload& upload) {
+    count_upload(m_counters, upload);
     return commit_object(cache, pushed.info, upload.nar(), pushed.upstream);
 }
 

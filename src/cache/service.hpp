@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -93,6 +94,17 @@ struct FsckReport {
     std::vector<std::string> damaged_paths;  // "<cache>/<base name>"
     std::vector<std::string> withdrawn;      // with repair: "<cache>/<base name>"
     std::vector<std::string> errors;         // chunks that could not be read (not counted as damaged)
+};
+
+// What the service counts, for /metrics (since the process started).
+struct ServiceCounters {
+    std::atomic<uint64_t> uploads{0};            // NARs committed (plain PUT or push)
+    std::atomic<uint64_t> chunks_stored{0};      // new chunks those uploads stored
+    std::atomic<uint64_t> chunks_deduplicated{0};  // chunks they found stored already
+    std::atomic<uint64_t> nars_ingested{0};      // deferred NARs cut into chunks
+    std::atomic<uint64_t> ingest_failures{0};
+    std::atomic<uint64_t> gc_runs{0}, gc_failures{0};  // runs with and without errors (dry runs too)
+    std::atomic<int64_t> gc_last_success{0};     // Unix time a real run last finished without errors
 };
 
 struct PinInfo {
@@ -214,6 +226,13 @@ public:
     void start_ingest();
 
     Result<int64_t> chunk_count() { return m_db.count_chunks(); }
+    const ServiceCounters& counters() const { return m_counters; }
+    // Upload chunk jobs waiting for a thread.
+    size_t upload_queue() { return m_upload_pool.queued(); }
+    // Readiness: the database and the blob store each answer a cheap request
+    // within `deadline` (a hung one is left behind, not waited for);
+    // unavailable, saying which did not, otherwise.
+    Result<void> check_ready(std::chrono::milliseconds deadline);
     Result<db::MetadataStore::StorageCounts> storage_counts() { return m_db.storage_counts(); }
     const Config& config() const { return m_config; }
 
@@ -259,6 +278,7 @@ private:
     TaskPool m_upload_pool;                 // chunks of uploads: compress, put
     std::atomic<int64_t> m_upload_budget;   // chunk bytes all uploads may have in flight
     mutable UsageRecorder m_usage;
+    ServiceCounters m_counters;
     std::mutex m_gc_mutex;                  // held while this process collects
     mutable std::mutex m_last_gc_mutex;
     std::optional<GcReport> m_last_gc;

@@ -72,6 +72,9 @@ public:
     Result<db::NarRow> finish_chunks();
     // After a successful finish(): the NAR as stored.
     const db::NarRow& nar() const { return m_nar; }
+    // After finish(): how many of its chunks were stored new (the rest were
+    // found stored already).
+    size_t new_chunks() const { return m_new_chunks.size(); }
     // Whether it was stored whole, to be cut into chunks later.
     bool stored_whole() const { return m_whole != nullptr; }
 

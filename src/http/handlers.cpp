@@ -1,5 +1,7 @@
 #include "http/handlers.hpp"
 
+#include <chrono>
+
 #include <ctime>
 
 #include <fmt/core.h>
@@ -94,7 +96,9 @@ std::optional<Response> Handler::answer_from_memory(const Request& request) {
 Result<Prepared> Handler::prepare(const Request& request) {
     TRY_ASSIGN(auto r, route(request.target));
     Prepared p{std::move(r), std::nullopt, {}, BodyKind::none, 0, request.authorization};
-    if (p.route.kind == RouteKind::health) return p;
+    // Probes and scrapers carry no token; these reveal no cache's content.
+    if (p.route.kind == RouteKind::health || p.route.kind == RouteKind::ready || p.route.kind == RouteKind::metrics)
+        return p;
     TRY_ASSIGN(p.principal, m_access.authenticate(request.authorization, now()));
     bool writes = request.method == Method::put || request.method == Method::post ||
                   request.method == Method::patch || request.method == Method::del;
@@ -173,11 +177,42 @@ cache::CommitCheck Handler::still_allowed(const Prepared& p) {
 
 Response Handler::handle(const Prepared& p, Request& request) {
     Result<Response> r = fail(ErrorCode::internal, "unhandled");
-    if (p.route.kind == RouteKind::health) r = ok_text("ok\n", "text/plain; charset=utf-8");
-    else if (p.route.kind == RouteKind::api) r = handle_api(p, request);
+    if (p.route.kind == RouteKind::health) {
+        r = ok_text("ok\n", "text/plain; charset=utf-8");
+    } else if (p.route.kind == RouteKind::ready) {
+        auto ready = m_service.check_ready(std::chrono::seconds(2));
+        r = ready ? ok_text("ready\n", "text/plain; charset=utf-8")
+                  : Result<Response>(text_response(503, "not ready: " + ready.error().message + "\n"));
+    } else if (p.route.kind == RouteKind::metrics) {
+        r = ok_text(render_metrics(), "text/plain; version=0.0.4; charset=utf-8");
+    } else if (p.route.kind == RouteKind::api) r = handle_api(p, request);
     else r = handle_cache(p, request);
     if (!r) return error_response(r.error());
     return std::move(*r);
+}
+
+std::string Handler::render_metrics() {
+    auto out = m_metrics.render();
+    const auto& c = m_service.counters();
+    auto counter = [&](std::string_view name, std::string_view help, uint64_t value) {
+        out += fmt::format("# HELP {0} {1}\n# TYPE {0} counter\n{0} {2}\n", name, help, value);
+    };
+    auto gauge = [&](std::string_view name, std::string_view help, int64_t value) {
+        out += fmt::format("# HELP {0} {1}\n# TYPE {0} gauge\n{0} {2}\n", name, help, value);
+    };
+    counter("larder_uploads_total", "NARs uploaded and committed (plain PUT or larder push).", c.uploads);
+    counter("larder_chunks_stored_total", "New chunks uploads stored.", c.chunks_stored);
+    counter("larder_chunks_deduplicated_total", "Chunks uploads found stored already.", c.chunks_deduplicated);
+    counter("larder_ingest_nars_total", "Plain uploads stored whole and later cut into chunks.", c.nars_ingested);
+    counter("larder_ingest_failures_total", "Deferred NARs that could not be cut (retried later).",
+            c.ingest_failures);
+    counter("larder_gc_runs_total", "Garbage collections that finished without errors.", c.gc_runs);
+    counter("larder_gc_failures_total", "Garbage collections that failed or reported errors.", c.gc_failures);
+    gauge("larder_gc_last_success_timestamp_seconds", "When a garbage collection last finished without errors.",
+          c.gc_last_success);
+    gauge("larder_upload_queue", "Upload chunks waiting for a compression thread.",
+          static_cast<int64_t>(m_service.upload_queue()));
+    return out;
 }
 
 Result<Response> Handler::handle_cache(const Prepared& p, Request& request) {

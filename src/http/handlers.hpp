@@ -10,6 +10,7 @@
 #include "cache/access.hpp"
 #include "cache/service.hpp"
 #include "http/message.hpp"
+#include "http/metrics.hpp"
 #include "http/router.hpp"
 
 namespace larder::http {
@@ -44,6 +45,7 @@ public:
         : m_service(service), m_access(access), m_config(std::move(config)) {}
 
     const HandlerConfig& config() const { return m_config; }
+    Metrics& metrics() { return m_metrics; }
 
     // The hot anonymous reads of public caches (narinfo, nix-cache-info)
     // when memory alone can answer them, exactly as handle() would; nullopt
@@ -74,9 +76,12 @@ private:
     cache::CommitCheck still_allowed(const Prepared& p);
     std::string cache_url(const Request& request, std::string_view cache) const;
 
+    std::string render_metrics();
+
     cache::CacheService& m_service;
     cache::Access& m_access;
     HandlerConfig m_config;
+    Metrics m_metrics;
 };
 
 }  // namespace larder::http

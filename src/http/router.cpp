@@ -62,7 +62,10 @@ Result<Route> route(std::string_view target) {
         if (std::any_of(seg.begin(), seg.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == '\\'; }))
             return bad_path("control characters and '\\' are not allowed");
     }
-    if (segments.size() == 1 && segments[0] == "health") return Route{RouteKind::health, "", "", query};
+    if (segments.size() == 1 && (segments[0] == "health" || segments[0] == "healthz"))
+        return Route{RouteKind::health, "", "", query};
+    if (segments.size() == 1 && segments[0] == "readyz") return Route{RouteKind::ready, "", "", query};
+    if (segments.size() == 1 && segments[0] == "metrics") return Route{RouteKind::metrics, "", "", query};
     if (segments.size() >= 2 && segments[0] == "api") {
         if (segments[1] != "v1") return no_route();
         return Route{RouteKind::api, "", path.substr(std::min(path.size(), size_t{8})), query};

@@ -11,7 +11,9 @@
 namespace larder::http {
 
 enum class RouteKind {
-    health,
+    health,          // /health and /healthz: the process answers
+    ready,           // /readyz: the database and the storage answer in time
+    metrics,         // /metrics: Prometheus text
     api,             // name: the path after /api/v1/
     cache_info,      // /<cache>/nix-cache-info
     push,            // /<cache>/push/<hash>: larder push (NAR + narinfo in one PUT)

@@ -424,6 +424,12 @@ public:
                 spdlog::error("request {} {}: sending the response failed: {}", request_id, m_remote, e.what());
             }
             auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+            uint64_t sent_bytes = !sent || request.method == Method::head ? 0
+                                  : response.stream                  ? response.stream_length.value_or(0)
+                                                                     : response.body.size();
+            m_handler.metrics().observe(Metrics::route_label(request.target), bhttp::to_string(msg.method()),
+                                        response.status, ms / 1000, body_read ? parser.content_length().value_or(0) : 0,
+                                        sent_bytes);
             if (m_config.log_requests)
                 spdlog::info("{} {} {} {} {:.1f}ms", m_remote, bhttp::to_string(msg.method()), logged_target,
                              response.status, ms);

@@ -14,9 +14,16 @@ KEY=$(curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/api/v1/caches/main"
 root=$(bash "$LARDER_SOURCE/tests/e2e/make_corpus.sh" small serve-$$)
 mapfile -t closure < <(nix-store -qR "$root")
 
+metric() { curl -sf "$URL/metrics" | awk -v m="$1" '$1 == m {print $2}'; }  # no token: probes and scrapers
+[ "$(curl -sf "$URL/readyz")" = ready ] || fail "/readyz"
+[ "$(metric larder_uploads_total)" = 0 ] || fail "larder_uploads_total at start: $(metric larder_uploads_total)"
+hits=larder_http_requests_total'{route="narinfo",method="GET",status="200"}'
+
 # 1. Push with plain nix copy (zstd, with listings).
 nix copy --to "$URL/main?compression=zstd&write-nar-listing=1" "$root" 2>> "$TMP/nix.log" || fail "nix copy failed"
-pass "nix copy --to $URL/main pushed ${#closure[@]} paths"
+[ "$(metric larder_uploads_total)" = "${#closure[@]}" ] || fail "larder_uploads_total $(metric larder_uploads_total)"
+pass "nix copy --to $URL/main pushed ${#closure[@]} paths (larder_uploads_total ${#closure[@]})"
+hits_before=$(metric "$hits")
 
 # 2. Delete locally, substitute back with only the cache's key trusted.
 nix-store --delete "${closure[@]}" > /dev/null 2>&1 || fail "could not delete the closure"
@@ -26,7 +33,8 @@ nix-store -r "$root" --option substituters "$URL/main" --option trusted-public-k
     --option require-sigs true > /dev/null 2>> "$TMP/nix.log" || fail "substitution failed"
 for p in "${closure[@]}"; do [ -e "$p" ] || fail "$p was not substituted"; done
 nix store verify -r "$root" --trusted-public-keys "$KEY" --sigs-needed 1 2>> "$TMP/nix.log" || fail "nix store verify"
-pass "deleted and substituted ${#closure[@]} paths with require-sigs and only the cache key trusted"
+[ "$(( $(metric "$hits") - hits_before ))" -ge "${#closure[@]}" ] || fail "narinfo hits went $hits_before -> $(metric "$hits")"
+pass "deleted and substituted ${#closure[@]} paths with require-sigs and only the cache key trusted (narinfo hits counted)"
 
 # 2b. Deferred ingest: the NARs were stored as Nix sent them and are cut
 # into chunks in the background. Afterwards the narinfos name the server's

@@ -159,3 +159,55 @@ TEST_F(HandlerTest, MemoryAnswersMatchHandlerAnswers) {
     hit.authorization = "Bearer " + admin;
     EXPECT_FALSE(handler->answer_from_memory(hit));
 }
+
+// Probes and the scrape need no token; /readyz says which store failed.
+TEST_F(HandlerTest, HealthReadinessAndMetrics) {
+    for (auto target : {"/health", "/healthz", "/readyz", "/metrics"})
+        EXPECT_TRUE(prepare(Method::get, target, "")) << target << " asked for a token";
+    EXPECT_EQ(run(Method::get, "/healthz").status, 200u);
+    EXPECT_EQ(run(Method::get, "/readyz").status, 200u);
+    blob_faults->fail_at(1);
+    auto unready = run(Method::get, "/readyz");
+    blob_faults->fail_at(0);
+    EXPECT_EQ(unready.status, 503u);
+    EXPECT_NE(unready.body.find("blob store"), std::string::npos) << unready.body;
+    db_faults->fail_at(1);
+    unready = run(Method::get, "/readyz");
+    db_faults->fail_at(0);
+    EXPECT_EQ(unready.status, 503u);
+    EXPECT_NE(unready.body.find("database"), std::string::npos) << unready.body;
+
+    auto before = run(Method::get, "/metrics");
+    ASSERT_EQ(before.status, 200u);
+    EXPECT_NE(before.body.find("larder_uploads_total 0\n"), std::string::npos) << before.body;
+    EXPECT_NE(before.body.find("larder_http_requests_total{route=\"narinfo\",method=\"GET\",status=\"404\"} 0\n"),
+              std::string::npos);
+    auto nar = make_nar(test::random_bytes(5000, 7));
+    auto path = store_path("counted");
+    ASSERT_EQ(run(Method::put, "/main/push/" + hash_part(path), push_body(narinfo(path, nar, "none"), nar)).status,
+              200u);
+    auto after = run(Method::get, "/metrics").body;
+    EXPECT_NE(after.find("larder_uploads_total 1\n"), std::string::npos) << after;
+    EXPECT_NE(after.find("larder_chunks_stored_total 1\n"), std::string::npos) << after;
+}
+
+// The request counters and the latency histogram (cumulative buckets).
+TEST(MetricsTest, CountsRequestsAndLatency) {
+    http::Metrics m;
+    EXPECT_EQ(http::Metrics::route_label("/main/0123456789abcdfghijklmnpqrsvwxyz.narinfo"), "narinfo");
+    EXPECT_EQ(http::Metrics::route_label("/main/nar/x.nar.zst"), "nar");
+    EXPECT_EQ(http::Metrics::route_label("/../x"), "other");
+    m.observe("narinfo", "GET", 200, 0.0004, 0, 100);
+    m.observe("narinfo", "GET", 200, 0.02, 0, 100);
+    m.observe("nar", "PUT", 200, 3, 5000, 0);
+    auto text = m.render();
+    for (auto line : {"larder_http_requests_total{route=\"narinfo\",method=\"GET\",status=\"200\"} 2\n",
+                      "larder_http_requests_total{route=\"nar\",method=\"PUT\",status=\"200\"} 1\n",
+                      "larder_http_request_duration_seconds_bucket{route=\"narinfo\",le=\"0.001\"} 1\n",
+                      "larder_http_request_duration_seconds_bucket{route=\"narinfo\",le=\"0.025\"} 2\n",
+                      "larder_http_request_duration_seconds_bucket{route=\"nar\",le=\"2.5\"} 0\n",
+                      "larder_http_request_duration_seconds_bucket{route=\"nar\",le=\"5\"} 1\n",
+                      "larder_http_request_duration_seconds_count{route=\"nar\"} 1\n",
+                      "larder_http_received_bytes_total 5000\n", "larder_http_sent_bytes_total 200\n"})
+        EXPECT_NE(text.find(line), std::string::npos) << line << " missing from:\n" << text;
+}
