@@ -16,6 +16,7 @@ start_server "$TMP/larder" --config "$TMP/larder.toml" > /dev/null
 printf 'machine 127.0.0.1 password %s\n' "$ADMIN_TOKEN" > "$TMP/netrc"
 "$LARDER" cache configure main --public --server "$URL" --token "$ADMIN_TOKEN" > /dev/null
 nix copy --option netrc-file "$TMP/netrc" --to "$URL/main?compression=zstd" "$root" 2> /dev/null
+wait_ingested  # the server's chunks, and no background work during the runs
 LARDER_URL=$URL/main
 
 # nginx: the same closure as files.

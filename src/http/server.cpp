@@ -14,6 +14,7 @@
 #include <boost/beast/ssl.hpp>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -163,6 +164,11 @@ Result<void> run_server(const ServerConfig& config, Handler& handler,
                         const std::function<void(const std::string&)>& on_listening) {
     TRY_ASSIGN(auto endpoint, parse_listen(config.listen));
     TRY_ASSIGN(auto tls, make_tls(config));
+    // A write to a socket its peer reset raises SIGPIPE, whose default
+    // action ends the process: Asio's own sends pass MSG_NOSIGNAL, but
+    // sendfile() cannot, and one client hanging up mid-download killed the
+    // server (client_disconnect_test). The write fails with EPIPE instead.
+    ::signal(SIGPIPE, SIG_IGN);
     unsigned threads = config.threads ? config.threads : std::max(1u, std::thread::hardware_concurrency());
     ServerState state;  // outlives the contexts, whose coroutine frames refer to it
     asio::thread_pool workers(std::max(1u, config.workers));
