@@ -65,6 +65,16 @@ push_pid=$!
 for _ in $(seq 200); do grep -q 'PUT /main/push' "$TMP/data/serve.log" && break; sleep 0.02; done
 ceph_s3_stop_rgw
 if wait "$push_pid"; then fail "the push succeeded without radosgw"; fi
+# Readiness follows the stores: a load balancer takes this replica out.
+unready() {  # WHICH: /readyz answers 503 naming it, within its 2 s deadline
+    local t; t=$(date +%s%N)
+    [ "$(status_anon --max-time 10 "$URL/readyz")" = 503 ] || fail "/readyz without the $1: $(cat "$TMP/body")"
+    grep -q "$1" "$TMP/body" || fail "/readyz does not name the $1: $(cat "$TMP/body")"
+    [ $(( ($(date +%s%N) - t) / 1000000 )) -lt 3000 ] || fail "/readyz took over 3 s"
+    [ "$(curl -sf "$URL/healthz")" = ok ] || fail "/healthz while the $1 is down"
+}
+unready "blob store"
+readyz_unready=$(cat "$TMP/body")
 # The client hears a generic 503 with a request id; the server's log has the
 # S3 details under that id.
 grep -q 'storage or database is unavailable' "$TMP/push1.out" || fail "the error is not a 503: $(tail -3 "$TMP/push1.out")"
@@ -75,9 +85,20 @@ assert_no_5xx "$TMP/data/serve.log" 503
 assert_closed visible "${closure[@]}"
 pass "radosgw stopped mid-push: '$(grep -m1 'error:' "$TMP/push1.out" | cut -c1-150)'; no partial closure visible"
 ceph_s3_start_rgw || fail "radosgw did not restart"
+[ "$(curl -s "$URL/readyz")" = ready ] || fail "/readyz after radosgw came back"
 "$LARDER" push main "$root" > "$TMP/push2.out" 2>&1 || { cat "$TMP/push2.out"; fail "push after radosgw came back"; }
 KEY=$(curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/api/v1/caches/main" | json_field public_key)
 printf 'machine 127.0.0.1 password %s\n' "$ADMIN_TOKEN" > "$TMP/netrc"
 nix store verify --option netrc-file "$TMP/netrc" --store "$URL/main" --trusted-public-keys "$KEY" \
     --sigs-needed 1 -r "$root" 2>> "$TMP/nix.log" || fail "nix store verify against the cache: $(tail -3 "$TMP/nix.log")"
 pass "after radosgw came back the push completed and nix store verify accepts all ${#closure[@]} paths"
+
+# 4. PostgreSQL stopped and started again: /readyz goes unready and back.
+postgres_pause
+unready "database"
+pass "/readyz: 503 '$readyz_unready' / '$(cat "$TMP/body")'; /healthz stays 200"
+postgres_resume || fail "PostgreSQL did not restart"
+for _ in $(seq 50); do [ "$(curl -s "$URL/readyz")" = ready ] && break; sleep 0.1; done
+[ "$(curl -s "$URL/readyz")" = ready ] || fail "/readyz after PostgreSQL came back: $(curl -s "$URL/readyz")"
+visible "$root" > /dev/null && [ "$(visible "$root")" = 200 ] || fail "the cache after PostgreSQL came back"
+pass "/readyz is ready again once PostgreSQL is back, and the cache answers"
