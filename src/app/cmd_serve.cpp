@@ -33,7 +33,35 @@ struct ServeOptions {
     std::optional<std::string> config;
     std::optional<std::string> listen;
     std::optional<std::string> data;
+    bool check_config = false;
 };
+
+// --check-config: what `serve` would use, after the same checks (config,
+// database reachable and migrated, storage reachable with its credentials).
+void print_config(const ServeConfig& c, const blob::BlobStore& blobs) {
+    auto& p = c.cache.chunk_params;
+    std::string caches;
+    for (const auto& d : c.caches) caches += (caches.empty() ? "" : ", ") + d.name;
+    std::cout << fmt::format(
+        "config OK\n"
+        "  listen:    {}{}\n"
+        "  data dir:  {}\n"
+        "  database:  {}\n"
+        "  storage:   {}\n"
+        "  threads:   {} I/O, {} workers\n"
+        "  chunks:    FastCDC {}/{}/{}, one chunk below {}, zstd level {}, dedup {}; plain uploads {}\n"
+        "  gc:        every {} s (0: never), grace {} s\n"
+        "  caches declared in the file: {}\n"
+        "  log level: {}{}\n",
+        c.server.listen, c.server.tls_certificate.empty() ? " (HTTP)" : " (HTTPS)", c.data_dir.string(),
+        db::redact_url(c.database), blobs.describe(),
+        c.server.threads ? std::to_string(c.server.threads) : std::string("one per core"), c.server.workers,
+        p.min_size, p.avg_size, p.max_size, c.cache.single_chunk_below, c.cache.zstd_level,
+        c.cache.dedup_across_caches ? "global" : "per cache",
+        c.cache.defer_ingest ? "stored whole, chunked later (local storage)" : "chunked before the answer",
+        c.gc_interval.count(), c.cache.gc_grace_seconds, caches.empty() ? "none" : caches, c.log_level,
+        c.server.log_requests ? ", request log on" : "");
+}
 
 // First start: an admin token (kept only as a hash, its secret written to
 // DATA/admin-token, mode 0600) and the cache "main".
@@ -183,6 +211,11 @@ Result<void> serve(const ServeOptions& o) {
 
     TRY_ASSIGN(auto db, db::open_metadata_store(config.database));
     TRY_ASSIGN(auto blobs, blob::open_blob_store(config.storage, config.storage_options));
+    if (o.check_config) {
+        TRY(blobs->exists("check-config-probe"));  // a request with the credentials (S3 checks them on open too)
+        print_config(config, *blobs);
+        return ok();
+    }
     cache::CacheService service(config.cache, *db, *blobs);
     cache::Access access(*db);
     TRY(bootstrap(config, service, access));
@@ -205,6 +238,9 @@ void add_serve_command(CLI::App& app) {
     cmd->add_option("--config", opts->config, "TOML configuration file");
     cmd->add_option("--listen", opts->listen, "Address to listen on (default 127.0.0.1:8080)");
     cmd->add_option("--data", opts->data, "Data directory (default ./larder-data)");
+    cmd->add_flag("--check-config", opts->check_config,
+                  "Check the configuration, connect to the database (migrating it) and the storage, print what "
+                  "would be used, and exit (1 on any problem)");
     cmd->callback([opts] {
         auto result = serve(*opts);
         stop_logging();  // flushes what the logging thread still holds

@@ -33,6 +33,10 @@ if "$LARDER" serve --data "$TMP/wrong" --listen 127.0.0.1:0 --config "$TMP/wrong
 fi
 grep -q 'refused the credentials' "$TMP/wrong.log" || fail "unclear error: $(cat "$TMP/wrong.log")"
 grep -q 'not-the-secret' "$TMP/wrong.log" && fail "the secret appears in the error"
+if "$LARDER" serve --check-config --data "$TMP/wrong" --config "$TMP/wrong.toml" > "$TMP/check.log" 2>&1; then
+    fail "--check-config accepted a wrong S3 secret"
+fi
+grep -q 'refused the credentials' "$TMP/check.log" || fail "--check-config: unclear error: $(cat "$TMP/check.log")"
 pass "a wrong S3 secret stops startup: $(tail -1 "$TMP/wrong.log")"
 printf 'storage = "s3://%s?endpoint=%s&regoin=x"\n' "$S3_BUCKET" "$S3_ENDPOINT" > "$TMP/typo.toml"
 if "$LARDER" serve --data "$TMP/typo" --listen 127.0.0.1:0 --config "$TMP/typo.toml" > "$TMP/typo.log" 2>&1; then
@@ -43,6 +47,12 @@ pass "a misspelt storage URL parameter stops startup: $(tail -1 "$TMP/typo.log")
 
 # 2. The real-Nix server test, with NARs on S3 and metadata in PostgreSQL.
 s3_config "$TMP/s3.toml" "$S3_SECRET_KEY"
+"$LARDER" serve --check-config --data "$TMP/check" --config "$TMP/s3.toml" > "$TMP/check.log" 2>&1 \
+    || fail "--check-config: $(cat "$TMP/check.log")"
+grep -q '^config OK' "$TMP/check.log" && grep -q "storage: *s3://$S3_BUCKET/larder" "$TMP/check.log" \
+    && grep -q 'database: *postgresql://' "$TMP/check.log" || fail "--check-config printed: $(cat "$TMP/check.log")"
+grep -q "$S3_SECRET_KEY" "$TMP/check.log" && fail "--check-config printed the S3 secret"
+pass "larder serve --check-config: refuses the wrong secret, accepts and describes the right config"
 # Each on a fresh schema (the bucket prefix can stay: chunks are content addressed).
 export PG_URL  # tokens_test dumps the database it ran on
 export S3_ENDPOINT S3_REGION S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET  # gc_test lists the bucket
