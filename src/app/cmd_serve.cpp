@@ -52,14 +52,14 @@ void print_config(const ServeConfig& c, const blob::BlobStore& blobs) {
         "  chunks:    FastCDC {}/{}/{}, one chunk below {}, zstd level {}, dedup {}; plain uploads {}\n"
         "  gc:        every {} s (0: never), grace {} s\n"
         "  caches declared in the file: {}\n"
-        "  log level: {}{}\n",
+        "  log:       {}, {}{}\n",
         c.server.listen, c.server.tls_certificate.empty() ? " (HTTP)" : " (HTTPS)", c.data_dir.string(),
         db::redact_url(c.database), blobs.describe(),
         c.server.threads ? std::to_string(c.server.threads) : std::string("one per core"), c.server.workers,
         p.min_size, p.avg_size, p.max_size, c.cache.single_chunk_below, c.cache.zstd_level,
         c.cache.dedup_across_caches ? "global" : "per cache",
         c.cache.defer_ingest ? "stored whole, chunked later (local storage)" : "chunked before the answer",
-        c.gc_interval.count(), c.cache.gc_grace_seconds, caches.empty() ? "none" : caches, c.log_level,
+        c.gc_interval.count(), c.cache.gc_grace_seconds, caches.empty() ? "none" : caches, c.log_level, c.log_format,
         c.server.log_requests ? ", request log on" : "");
 }
 
@@ -195,7 +195,7 @@ Result<void> serve(const ServeOptions& o) {
     TRY_ASSIGN(auto config, load_serve_config(o.config));
     if (o.listen) config.server.listen = *o.listen;
     if (o.data) config.data_dir = *o.data;
-    TRY(setup_logging(config.log_level));
+    TRY(setup_logging(config.log_level, config.log_format));
     // The database holds every cache's signing key and the blobs hold
     // private NARs: nothing the server creates is for other local users.
     ::umask(077);
@@ -226,7 +226,8 @@ Result<void> serve(const ServeOptions& o) {
     return http::run_server(config.server, handler, [&](const std::string& url) {
         spdlog::info("listening on {}", url);
         spdlog::default_logger()->flush();  // scripts wait for this line
-        print_instructions(url, config, service);
+        // On a terminal (or in text logs); JSON logs are for a log collector.
+        if (config.log_format != "json") print_instructions(url, config, service);
     });
 }
 

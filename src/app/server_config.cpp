@@ -95,7 +95,7 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
         return bad(*path, fmt::format("{} (line {})", e.description(), e.source().begin.line));
     }
     TRY(check_keys(*path, t, "", {"listen", "data_dir", "database", "storage", "public_url", "key_prefix",
-                                  "threads", "workers", "log_level", "log_requests", "limits", "timeouts", "tls", "caches", "chunks",
+                                  "threads", "workers", "log_level", "log_format", "log_requests", "limits", "timeouts", "tls", "caches", "chunks",
                                   "s3", "gc"}));
     std::string data_dir = config.data_dir.string();
     TRY(read(*path, t, "listen", config.server.listen));
@@ -107,6 +107,9 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
     TRY(read(*path, t, "key_prefix", config.cache.key_prefix));
     TRY(read(*path, t, "log_level", config.log_level));
     TRY(read(*path, t, "log_requests", config.server.log_requests));
+    TRY(read(*path, t, "log_format", config.log_format));
+    if (config.log_format != "text" && config.log_format != "json")
+        return bad(*path, "log_format must be \"text\" or \"json\"");
     int64_t threads = 0;
     TRY(read(*path, t, "threads", threads));
     config.server.threads = static_cast<unsigned>(std::max<int64_t>(threads, 0));

@@ -26,6 +26,7 @@ struct ServeConfig {
     std::string storage;   // default: file://<data_dir>/blobs
     blob::StoreOptions storage_options;  // [s3]
     std::string log_level = "info";
+    std::string log_format = "text";  // or "json": one object per line
     http::ServerConfig server;
     http::HandlerConfig handler;
     cache::Config cache;

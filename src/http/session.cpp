@@ -7,6 +7,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/steady_timer.hpp>
@@ -15,10 +16,13 @@
 #include <sys/sendfile.h>
 
 #include <cerrno>
+#include <cmath>
 #include <optional>
 #include <type_traits>
 #include <mutex>
 #include <vector>
+
+#include "util/log.hpp"
 
 namespace larder::http {
 
@@ -411,8 +415,12 @@ public:
                 body_read = parser.is_done();
             }
             if (!response.error_detail.empty()) {
-                spdlog::error("request {} {} {} {}: {}", request_id, m_remote, bhttp::to_string(msg.method()),
-                              logged_target, response.error_detail);
+                if (logging_json())
+                    log_event(spdlog::level::err, event("error", request_id, msg.method(), logged_target,
+                                                        {{"error", response.error_detail}}));
+                else
+                    spdlog::error("request {} {} {} {}: {}", request_id, m_remote, bhttp::to_string(msg.method()),
+                                  logged_target, response.error_detail);
                 response.body = server_error_text(response.status, request_id);
             }
             if (response.status >= 400) response.headers.emplace_back("X-Request-Id", request_id);
@@ -430,7 +438,11 @@ public:
             m_handler.metrics().observe(Metrics::route_label(request.target), bhttp::to_string(msg.method()),
                                         response.status, ms / 1000, body_read ? parser.content_length().value_or(0) : 0,
                                         sent_bytes);
-            if (m_config.log_requests)
+            if (m_config.log_requests && logging_json())
+                log_event(spdlog::level::info,
+                          event("request", request_id, msg.method(), logged_target,
+                                {{"status", response.status}, {"ms", std::round(ms * 10) / 10}}));
+            else if (m_config.log_requests)
                 spdlog::info("{} {} {} {} {:.1f}ms", m_remote, bhttp::to_string(msg.method()), logged_target,
                              response.status, ms);
             if (!sent || response.close || !keep_alive) co_return;
@@ -438,6 +450,19 @@ public:
     }
 
     void set_id(uint64_t id) { m_id = id; }
+
+private:
+    // A JSON log event about a request; invalid UTF-8 in the target is replaced.
+    std::string event(std::string_view kind, const std::string& request_id, bhttp::verb method,
+                      std::string_view target, nlohmann::json extra) {
+        nlohmann::json e{{"event", kind},
+                         {"request_id", request_id},
+                         {"remote", m_remote},
+                         {"method", std::string(bhttp::to_string(method))},
+                         {"path", std::string(target)}};
+        e.update(extra);
+        return e.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
 
 private:
     // Runs `f` on `pool` (inline without one); the coroutine resumes on its
