@@ -9,7 +9,7 @@ packages=(
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
   nix-bin openssl ca-certificates bc jq curl sqlite3 zstd xz-utils iproute2 python3
   radosgw ceph-mon ceph-osd ceph-common postgresql
-  systemd dpkg-dev
+  systemd dpkg-dev chromium chromium-driver python3-selenium
 )
 # --bench adds the baselines the benchmarks compare against.
 [ "${1:-}" = --bench ] && packages+=(nginx-light wrk)

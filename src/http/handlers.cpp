@@ -97,7 +97,8 @@ Result<Prepared> Handler::prepare(const Request& request) {
     TRY_ASSIGN(auto r, route(request.target));
     Prepared p{std::move(r), std::nullopt, {}, BodyKind::none, 0, request.authorization};
     // Probes and scrapers carry no token; these reveal no cache's content.
-    if (p.route.kind == RouteKind::health || p.route.kind == RouteKind::ready || p.route.kind == RouteKind::metrics)
+    if (p.route.kind == RouteKind::health || p.route.kind == RouteKind::ready || p.route.kind == RouteKind::metrics ||
+        p.route.kind == RouteKind::landing)
         return p;
     TRY_ASSIGN(p.principal, m_access.authenticate(request.authorization, now()));
     bool writes = request.method == Method::put || request.method == Method::post ||
@@ -183,12 +184,77 @@ Response Handler::handle(const Prepared& p, Request& request) {
         auto ready = m_service.check_ready(std::chrono::seconds(2));
         r = ready ? ok_text("ready\n", "text/plain; charset=utf-8")
                   : Result<Response>(text_response(503, "not ready: " + ready.error().message + "\n"));
+    } else if (p.route.kind == RouteKind::landing) {
+        r = landing_page(request);
     } else if (p.route.kind == RouteKind::metrics) {
         r = ok_text(render_metrics(), "text/plain; version=0.0.4; charset=utf-8");
     } else if (p.route.kind == RouteKind::api) r = handle_api(p, request);
     else r = handle_cache(p, request);
     if (!r) return error_response(r.error());
     return std::move(*r);
+}
+
+namespace {
+
+std::string html_escape(std::string_view text) {
+    std::string out;
+    for (char c : text) {
+        switch (c) {
+            case '&': out += "&amp;"; break;
+            case '<': out += "&lt;"; break;
+            case '>': out += "&gt;"; break;
+            case '"': out += "&quot;"; break;
+            case '\'': out += "&#39;"; break;
+            default: out += c;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+// What cache.nixos.org's front page tells a visitor, for each public cache:
+// its URL, key and priority, and the nix.conf lines that use it. Private
+// caches are not mentioned. Plain HTML with inline style: no script, no
+// other request (the Content-Security-Policy says so).
+Result<Response> Handler::landing_page(const Request& request) {
+    if (request.method != Method::get && request.method != Method::head)
+        return fail(ErrorCode::invalid_input, "method not allowed here (use GET)");
+    TRY_ASSIGN(auto caches, m_service.list_caches());
+    std::string body;
+    for (const auto& c : caches) {
+        if (!c.is_public) continue;
+        TRY_ASSIGN(auto keys, m_service.public_keys(c));
+        auto url = html_escape(cache_url(request, c.name));
+        auto key = keys.empty() ? std::string() : html_escape(keys.front().to_string());
+        body += fmt::format(
+            "<section id=\"cache-{0}\">\n<h2>{0}</h2>\n<table>\n"
+            "<tr><th>URL</th><td><code class=\"url\">{1}</code></td></tr>\n"
+            "<tr><th>Public key</th><td><code class=\"key\">{2}</code></td></tr>\n"
+            "<tr><th>Priority</th><td>{3}</td></tr>\n</table>\n"
+            "<p>In <code>/etc/nix/nix.conf</code> (then restart <code>nix-daemon</code>):</p>\n"
+            "<pre class=\"nix-conf\">extra-substituters = {1}\nextra-trusted-public-keys = {2}</pre>\n</section>\n",
+            html_escape(c.name), url, key, c.priority);
+    }
+    if (body.empty()) body = "<p>This server has no public caches.</p>\n";
+    auto page = fmt::format(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        "<title>Larder: Nix binary caches</title>\n<style>\n"
+        "body {{ font-family: sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.45; "
+        "color: #222; }}\n"
+        "pre, code {{ font-family: monospace; }}\n"
+        "pre {{ background: #f3f3f3; padding: .8rem; overflow-x: auto; }}\n"
+        "th {{ text-align: left; padding-right: 1rem; font-weight: normal; color: #555; }}\n"
+        "</style>\n</head>\n<body>\n<h1>Nix binary caches</h1>\n"
+        "<p>This server is a <a href=\"https://nixos.org/manual/nix/stable/\">Nix</a> binary cache (Larder). "
+        "Each public cache below can be used by adding its two lines to <code>nix.conf</code>. Private caches "
+        "need a token: <code>larder login</code> and <code>larder use</code> set them up.</p>\n{}"
+        "</body>\n</html>\n",
+        body);
+    Response r = ok_text(std::move(page), "text/html; charset=utf-8");
+    r.headers.emplace_back("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
+    return r;
 }
 
 std::string Handler::render_metrics() {

@@ -77,6 +77,7 @@ private:
     std::string cache_url(const Request& request, std::string_view cache) const;
 
     std::string render_metrics();
+    Result<Response> landing_page(const Request& request);
 
     cache::CacheService& m_service;
     cache::Access& m_access;

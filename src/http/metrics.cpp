@@ -7,7 +7,7 @@ namespace larder::http {
 namespace {
 
 constexpr std::string_view k_routes[] = {"narinfo", "nar",    "listing", "log",     "realisation", "cache_info",
-                                         "push",    "api",    "health",  "ready",   "metrics",     "other"};
+                                         "push",    "api",    "health",  "ready",   "metrics",     "landing", "other"};
 
 }  // namespace
 
@@ -30,6 +30,7 @@ std::string_view Metrics::route_label(std::string_view target) {
         case RouteKind::health: return "health";
         case RouteKind::ready: return "ready";
         case RouteKind::metrics: return "metrics";
+        case RouteKind::landing: return "landing";
         case RouteKind::api: return "api";
         case RouteKind::cache_info: return "cache_info";
         case RouteKind::push: return "push";

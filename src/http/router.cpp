@@ -62,6 +62,7 @@ Result<Route> route(std::string_view target) {
         if (std::any_of(seg.begin(), seg.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == '\\'; }))
             return bad_path("control characters and '\\' are not allowed");
     }
+    if (segments.size() == 1 && segments[0].empty()) return Route{RouteKind::landing, "", "", query};
     if (segments.size() == 1 && (segments[0] == "health" || segments[0] == "healthz"))
         return Route{RouteKind::health, "", "", query};
     if (segments.size() == 1 && segments[0] == "readyz") return Route{RouteKind::ready, "", "", query};

@@ -14,6 +14,7 @@ enum class RouteKind {
     health,          // /health and /healthz: the process answers
     ready,           // /readyz: the database and the storage answer in time
     metrics,         // /metrics: Prometheus text
+    landing,         // /: the public caches and how to use them (HTML)
     api,             // name: the path after /api/v1/
     cache_info,      // /<cache>/nix-cache-info
     push,            // /<cache>/push/<hash>: larder push (NAR + narinfo in one PUT)

@@ -13,7 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!r) return 0;
     using larder::http::RouteKind;
     // The server's own routes name no cache.
-    if (r->kind == RouteKind::health || r->kind == RouteKind::ready || r->kind == RouteKind::metrics ||
+    if (r->kind == RouteKind::health || r->kind == RouteKind::ready || r->kind == RouteKind::metrics || r->kind == RouteKind::landing ||
         r->kind == RouteKind::api) {
         if (!r->cache.empty()) std::abort();
         return 0;

@@ -211,3 +211,21 @@ TEST(MetricsTest, CountsRequestsAndLatency) {
                       "larder_http_received_bytes_total 5000\n", "larder_http_sent_bytes_total 200\n"})
         EXPECT_NE(text.find(line), std::string::npos) << line << " missing from:\n" << text;
 }
+
+// The landing page names public caches only, and escapes what the request
+// brought (the Host header ends up in the URLs it shows).
+TEST_F(HandlerTest, LandingPageShowsPublicCachesEscaped) {
+    ASSERT_TRUE(service->configure("main", cache::CacheSettings{.is_public = true}));
+    http::Request r;
+    r.method = Method::get;
+    r.target = "/";
+    r.host = "evil.test\"><script>alert(1)</script>";
+    auto p = handler->prepare(r);
+    ASSERT_TRUE(p) << "the page needs no token";
+    auto page = handler->handle(*p, r);
+    ASSERT_EQ(page.status, 200u) << page.body;
+    EXPECT_NE(page.body.find("id=\"cache-main\""), std::string::npos);
+    EXPECT_EQ(page.body.find("cache-other"), std::string::npos) << "a private cache is named";
+    EXPECT_EQ(page.body.find("<script>"), std::string::npos) << "the Host header was not escaped";
+    EXPECT_NE(page.body.find("&lt;script&gt;"), std::string::npos);
+}

@@ -41,10 +41,19 @@ TEST(Router, RejectsPathsThatClimbOut) {
 }
 
 TEST(Router, UnknownIsNotFound) {
-    for (auto target : {"/", "/main", "/main/other", "/main/nar/a/b", "/api/v2/caches"}) {
+    for (auto target : {"/main", "/main/other", "/main/nar/a/b", "/api/v2/caches"}) {
         auto r = route(target);
         ASSERT_FALSE(r) << target;
         EXPECT_EQ(r.error().code, ErrorCode::not_found) << target;
     }
     EXPECT_EQ(route("/main/abc.narinfo").error().code, ErrorCode::invalid_input);
+}
+
+TEST(Router, ServerRoutes) {
+    EXPECT_EQ(route("/")->kind, RouteKind::landing);
+    EXPECT_EQ(route("/?x=1")->kind, RouteKind::landing);
+    EXPECT_EQ(route("/healthz")->kind, RouteKind::health);
+    EXPECT_EQ(route("/readyz")->kind, RouteKind::ready);
+    EXPECT_EQ(route("/metrics")->kind, RouteKind::metrics);
+    EXPECT_EQ(route("/metrics/nix-cache-info")->kind, RouteKind::cache_info) << "a cache may be called metrics";
 }
