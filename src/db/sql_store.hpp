@@ -44,6 +44,12 @@ inline std::vector<std::string> split_list(std::string_view text, char sep) {
 template <class Connection, class Migrations>
 Result<void> apply_migrations(Connection& conn, size_t version, const Migrations& migrations, const char* begin,
                               const char* record) {
+    // A database a newer larder migrated: this one would misread it.
+    if (version > migrations.size())
+        return fail(ErrorCode::unavailable,
+                    fmt::format("the database's schema is version {}, newer than this larder knows ({}): run the "
+                                "newer larder, or restore the backup taken before the upgrade",
+                                version, migrations.size()));
     for (size_t i = version; i < migrations.size(); ++i) {
         TRY(conn.exec(begin));
         auto r = conn.exec(migrations[i]);

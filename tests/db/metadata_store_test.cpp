@@ -354,3 +354,17 @@ TEST_P(MetadataStoreTest, GarbageCollectionPrimitives) {
     EXPECT_EQ(*m_store->delete_pin(c.id, "rel"), 0);
     EXPECT_TRUE(m_store->list_pins(c2.id)->empty());
 }
+
+// A database a newer larder migrated is refused, not misread.
+TEST(Migrations, ANewerSchemaIsRefused) {
+    auto dir = std::filesystem::temp_directory_path() / ("larder-newer-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    auto url = "sqlite://" + (dir / "db.sqlite").string();
+    ASSERT_TRUE(open_metadata_store(url));
+    ASSERT_EQ(std::system(("sqlite3 " + (dir / "db.sqlite").string() + " 'PRAGMA user_version = 99'").c_str()), 0);
+    auto again = open_metadata_store(url);
+    ASSERT_FALSE(again);
+    EXPECT_NE(again.error().message.find("schema is version 99, newer than this larder knows"), std::string::npos)
+        << again.error().message;
+    std::filesystem::remove_all(dir);
+}
