@@ -57,6 +57,13 @@ public:
     virtual Result<void> commit() = 0;
 };
 
+// Requests a remote store (S3) made since the server started.
+struct StoreCounters {
+    uint64_t requests = 0;
+    uint64_t failures = 0;  // transport errors, 5xx, throttling, refusals (not 404)
+    uint64_t retries = 0;   // attempts repeated after a transient failure
+};
+
 class BlobStore {
 public:
     virtual ~BlobStore() = default;
@@ -90,6 +97,8 @@ public:
     virtual bool exists_is_cheap() const { return false; }
     virtual Result<void> remove(std::string_view key) = 0;
     virtual Result<std::vector<BlobInfo>> list() = 0;
+    // All zero for local stores.
+    virtual StoreCounters counters() const { return {}; }
     // The URL with any credentials removed, for logs.
     virtual std::string describe() const = 0;
 };

@@ -215,8 +215,13 @@ private:
                (r.status == 400 && r.body.find("RequestTimeout") != std::string::npos);
     }
 
+    StoreCounters counters() const override {
+        return StoreCounters{m_requests.load(), m_failures.load(), m_retries.load()};
+    }
+
     // 200 ms doubling, +-50 % so that throttled requests do not come back together.
-    static void backoff(int attempt) {
+    void backoff(int attempt) {
+        ++m_retries;
         thread_local std::minstd_rand random(static_cast<unsigned>(std::hash<std::thread::id>{}(std::this_thread::get_id())));
         auto base = 200 << attempt;
         std::this_thread::sleep_for(std::chrono::milliseconds(base / 2 + static_cast<int>(random() % base)));
@@ -340,12 +345,15 @@ private:
         curl_easy_setopt(curl, CURLOPT_WRITEDATA, &ctx);
         curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, header);
         curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response);
+        ++m_requests;
         CURLcode rc = curl_easy_perform(curl);
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
         if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && response.status / 100 == 2)) {
             response.transport_error = true;
             response.error = curl_easy_strerror(rc);
         }
+        if (response.transport_error || (response.status >= 400 && response.status != 404 && response.status != 416))
+            ++m_failures;
         return response;
     }
 
@@ -356,6 +364,7 @@ private:
     std::string m_host;
     TaskPool m_fetchers;  // ranged GETs of streams, ahead of their readers
     std::atomic<int64_t> m_read_ahead_left;  // bytes that fetched pieces may still hold
+    std::atomic<uint64_t> m_requests{0}, m_failures{0}, m_retries{0};
 };
 
 // Byte ranges from S3 (a stored NAR), cut into pieces of at most 4 MiB, up to

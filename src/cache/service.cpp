@@ -171,6 +171,19 @@ Result<db::CacheRow> CacheService::configure(std::string_view name, const CacheS
     return row;
 }
 
+Result<std::vector<std::pair<std::string, db::MetadataStore::CacheSize>>> CacheService::cache_sizes() {
+    TRY_ASSIGN(auto caches, m_db.list_caches());
+    TRY_ASSIGN(auto sizes, m_db.cache_sizes());
+    std::vector<std::pair<std::string, db::MetadataStore::CacheSize>> out;
+    for (const auto& c : caches) {
+        db::MetadataStore::CacheSize size{c.id, 0, 0};
+        for (const auto& s : sizes)
+            if (s.cache_id == c.id) size = s;
+        out.emplace_back(c.name, size);
+    }
+    return out;
+}
+
 Result<void> CacheService::delete_cache(std::string_view name) {
     TRY_ASSIGN(auto row, m_db.get_cache(name));
     TRY(m_db.delete_cache(row.id));

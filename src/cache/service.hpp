@@ -227,6 +227,9 @@ public:
 
     Result<int64_t> chunk_count() { return m_db.count_chunks(); }
     const ServiceCounters& counters() const { return m_counters; }
+    blob::StoreCounters storage_counters() const { return m_blobs.counters(); }
+    // Paths and NAR bytes per cache name (a query over every object).
+    Result<std::vector<std::pair<std::string, db::MetadataStore::CacheSize>>> cache_sizes();
     // Upload chunk jobs waiting for a thread.
     size_t upload_queue() { return m_upload_pool.queued(); }
     // Readiness: the database and the blob store each answer a cheap request

@@ -178,6 +178,13 @@ public:
     virtual Result<std::optional<std::vector<std::string>>> replace_nar(int64_t nar_id, std::string_view old_file_hash,
                                                                         const NarRow& chunked) = 0;
     virtual Result<int64_t> count_chunks() = 0;
+    // Per cache with paths: how many, and their NARs' bytes as served.
+    struct CacheSize {
+        int64_t cache_id = 0;
+        int64_t paths = 0;
+        int64_t bytes = 0;
+    };
+    virtual Result<std::vector<CacheSize>> cache_sizes() = 0;
     struct StorageCounts {
         int64_t chunks = 0, nars = 0;
         int64_t stored_bytes = 0;                 // of all chunks

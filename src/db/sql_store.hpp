@@ -363,6 +363,19 @@ public:
         });
     }
 
+    Result<std::vector<CacheSize>> cache_sizes() override {
+        return with_connection([&](Connection& conn) -> Result<std::vector<CacheSize>> {
+            auto q = conn.query("SELECT o.cache_id, count(*), coalesce(sum(n.file_size), 0) FROM objects o "
+                                "JOIN nars n ON n.id = o.nar_id GROUP BY o.cache_id");
+            std::vector<CacheSize> sizes;
+            for (;;) {
+                TRY_ASSIGN(bool row, q.step());
+                if (!row) return sizes;
+                sizes.push_back(CacheSize{q.i64(0), q.i64(1), q.i64(2)});
+            }
+        });
+    }
+
     Result<StorageCounts> storage_counts() override {
         return with_connection([&](Connection& conn) -> Result<StorageCounts> {
             auto q = conn.query(

@@ -187,7 +187,11 @@ Response Handler::handle(const Prepared& p, Request& request) {
     } else if (p.route.kind == RouteKind::landing) {
         r = landing_page(request);
     } else if (p.route.kind == RouteKind::metrics) {
-        r = ok_text(render_metrics(), "text/plain; version=0.0.4; charset=utf-8");
+        // Per-cache series name caches: only for a scrape with an admin token.
+        auto principal = request.authorization.empty() ? Result<cache::Principal>(cache::Principal{})
+                                                       : m_access.authenticate(request.authorization, now());
+        bool admin = principal && principal->token && principal->scope.grants("*", Permission::admin);
+        r = ok_text(render_metrics(admin), "text/plain; version=0.0.4; charset=utf-8");
     } else if (p.route.kind == RouteKind::api) r = handle_api(p, request);
     else r = handle_cache(p, request);
     if (!r) return error_response(r.error());
@@ -257,7 +261,7 @@ Result<Response> Handler::landing_page(const Request& request) {
     return r;
 }
 
-std::string Handler::render_metrics() {
+std::string Handler::render_metrics(bool per_cache) {
     auto out = m_metrics.render();
     const auto& c = m_service.counters();
     auto counter = [&](std::string_view name, std::string_view help, uint64_t value) {
@@ -278,7 +282,30 @@ std::string Handler::render_metrics() {
           c.gc_last_success);
     gauge("larder_upload_queue", "Upload chunks waiting for a compression thread.",
           static_cast<int64_t>(m_service.upload_queue()));
-    return out;
+    auto storage = m_service.storage_counters();
+    counter("larder_storage_requests_total", "Requests to remote storage (S3); 0 on local disk.", storage.requests);
+    counter("larder_storage_failures_total",
+            "Remote storage requests that failed (transport, 5xx, throttled, refused; not 404).", storage.failures);
+    counter("larder_storage_retries_total", "Remote storage requests repeated after a transient failure.",
+            storage.retries);
+    if (!per_cache) return out;
+    // A query over every object: at most once per 30 s, whatever the scrape rate.
+    std::lock_guard lock(m_sizes_mutex);
+    auto at = std::chrono::steady_clock::now();
+    if (m_sizes_text.empty() || at - m_sizes_at > std::chrono::seconds(30)) {
+        auto sizes = m_service.cache_sizes();
+        if (!sizes) return out;  // a scrape still gets the rest
+        std::string paths = "# HELP larder_cache_paths Store paths in the cache.\n# TYPE larder_cache_paths gauge\n";
+        std::string bytes = "# HELP larder_cache_bytes Bytes of the cache's NARs as served.\n"
+                            "# TYPE larder_cache_bytes gauge\n";
+        for (const auto& [name, size] : *sizes) {
+            paths += fmt::format("larder_cache_paths{{cache=\"{}\"}} {}\n", name, size.paths);
+            bytes += fmt::format("larder_cache_bytes{{cache=\"{}\"}} {}\n", name, size.bytes);
+        }
+        m_sizes_text = paths + bytes;
+        m_sizes_at = at;
+    }
+    return out + m_sizes_text;
 }
 
 Result<Response> Handler::handle_cache(const Prepared& p, Request& request) {

@@ -3,7 +3,9 @@
 // what the request needs, reads the body accordingly and calls handle().
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -76,13 +78,17 @@ private:
     cache::CommitCheck still_allowed(const Prepared& p);
     std::string cache_url(const Request& request, std::string_view cache) const;
 
-    std::string render_metrics();
+    // `per_cache`: also paths and bytes per cache (names every cache).
+    std::string render_metrics(bool per_cache);
     Result<Response> landing_page(const Request& request);
 
     cache::CacheService& m_service;
     cache::Access& m_access;
     HandlerConfig m_config;
     Metrics m_metrics;
+    std::mutex m_sizes_mutex;  // per-cache series, recomputed at most every 30 s
+    std::string m_sizes_text;
+    std::chrono::steady_clock::time_point m_sizes_at;
 };
 
 }  // namespace larder::http

@@ -283,6 +283,20 @@ TEST_P(MetadataStoreTest, DeferredIngestPrimitives) {
         << "a NarHash that differs is an error";
 }
 
+TEST_P(MetadataStoreTest, CacheSizes) {
+    auto a = make_cache("a");
+    make_cache("b");
+    auto n1 = make_nar("s1", {"sz1"}), n2 = make_nar("s2", {"sz2"});
+    make_object(a, n1, "h1");
+    make_object(a, n2, "h2");
+    auto sizes = m_store->cache_sizes();
+    ASSERT_TRUE(sizes) << sizes.error().message;
+    ASSERT_EQ(sizes->size(), 1u) << "only caches with paths";
+    EXPECT_EQ((*sizes)[0].cache_id, a.id);
+    EXPECT_EQ((*sizes)[0].paths, 2);
+    EXPECT_EQ((*sizes)[0].bytes, 80) << "two NARs of 40 bytes as served";
+}
+
 TEST_P(MetadataStoreTest, GarbageCollectionPrimitives) {
     auto c = make_cache("gc");
     auto c2 = make_cache("gc2");

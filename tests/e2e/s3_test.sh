@@ -85,6 +85,9 @@ unready() {  # WHICH: /readyz answers 503 naming it, within its 2 s deadline
 }
 unready "blob store"
 readyz_unready=$(cat "$TMP/body")
+s3m() { curl -sf "$URL/metrics" | awk -v m="larder_storage_$1_total" '$1 == m {print $2}'; }
+[ "$(s3m requests)" -gt 0 ] && [ "$(s3m failures)" -gt 0 ] && [ "$(s3m retries)" -gt 0 ] \
+    || fail "storage metrics with radosgw down: requests $(s3m requests), failures $(s3m failures), retries $(s3m retries)"
 # The client hears a generic 503 with a request id; the server's log has the
 # S3 details under that id.
 grep -q 'storage or database is unavailable' "$TMP/push1.out" || fail "the error is not a 503: $(tail -3 "$TMP/push1.out")"
@@ -106,7 +109,7 @@ pass "after radosgw came back the push completed and nix store verify accepts al
 # 4. PostgreSQL stopped and started again: /readyz goes unready and back.
 postgres_pause
 unready "database"
-pass "/readyz: 503 '$readyz_unready' / '$(cat "$TMP/body")'; /healthz stays 200"
+pass "/readyz: 503 '$readyz_unready' / '$(cat "$TMP/body")'; /healthz stays 200; S3 requests $(s3m requests), failures $(s3m failures), retries $(s3m retries)"
 postgres_resume || fail "PostgreSQL did not restart"
 for _ in $(seq 50); do [ "$(curl -s "$URL/readyz")" = ready ] && break; sleep 0.1; done
 [ "$(curl -s "$URL/readyz")" = ready ] || fail "/readyz after PostgreSQL came back: $(curl -s "$URL/readyz")"

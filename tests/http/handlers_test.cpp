@@ -189,6 +189,26 @@ TEST_F(HandlerTest, HealthReadinessAndMetrics) {
     auto after = run(Method::get, "/metrics").body;
     EXPECT_NE(after.find("larder_uploads_total 1\n"), std::string::npos) << after;
     EXPECT_NE(after.find("larder_chunks_stored_total 1\n"), std::string::npos) << after;
+    EXPECT_NE(after.find("larder_storage_requests_total 0\n"), std::string::npos) << "local storage";
+    // Per-cache series (they name caches) only for an admin token, computed
+    // at most every 30 s: the first scrape's figures (before the upload).
+    EXPECT_NE(after.find("larder_cache_paths{cache=\"main\"} 0\n"), std::string::npos) << after;
+    EXPECT_NE(after.find("larder_cache_bytes{cache=\"other\"} 0\n"), std::string::npos) << after;
+    auto sizes = service->cache_sizes();
+    ASSERT_TRUE(sizes);
+    ASSERT_EQ(sizes->size(), 2u);
+    EXPECT_EQ((*sizes)[0].first, "main");
+    EXPECT_EQ((*sizes)[0].second.paths, 1);
+    EXPECT_GT((*sizes)[0].second.bytes, 0);
+    EXPECT_EQ((*sizes)[1].second.paths, 0);
+    http::Request anonymous;
+    anonymous.method = Method::get;
+    anonymous.target = "/metrics";
+    auto p = handler->prepare(anonymous);
+    ASSERT_TRUE(p);
+    auto scraped = handler->handle(*p, anonymous).body;
+    EXPECT_NE(scraped.find("larder_uploads_total 1\n"), std::string::npos);
+    EXPECT_EQ(scraped.find("larder_cache_"), std::string::npos) << "cache names without a token";
 }
 
 // The request counters and the latency histogram (cumulative buckets).

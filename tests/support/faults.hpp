@@ -75,6 +75,7 @@ public:
     LARDER_FAULTY(Result<void>, remove, (std::string_view key), (key))
     LARDER_FAULTY(Result<std::vector<blob::BlobInfo>>, list, (), ())
     bool exists_is_cheap() const override { return m_inner.exists_is_cheap(); }
+    blob::StoreCounters counters() const override { return m_inner.counters(); }
     std::string describe() const override { return "faulty " + m_inner.describe(); }
 
 private:
@@ -104,6 +105,7 @@ public:
     LARDER_FAULTY(Result<std::vector<DeferredNar>>, claim_deferred, (int64_t n, int64_t u, size_t l), (n, u, l))
     LARDER_FAULTY(Result<std::optional<strings>>, replace_nar, (int64_t id, sv h, const db::NarRow& n), (id, h, n))
     LARDER_FAULTY(Result<int64_t>, count_chunks, (), ())
+    LARDER_FAULTY(Result<std::vector<CacheSize>>, cache_sizes, (), ())
     LARDER_FAULTY(Result<StorageCounts>, storage_counts, (), ())
     LARDER_FAULTY(Result<void>, record_upload, (int64_t c, sv n, int64_t id), (c, n, id))
     LARDER_FAULTY(Result<std::optional<int64_t>>, find_upload, (int64_t c, sv n), (c, n))
