@@ -129,8 +129,8 @@ Result<void> NarUpload::write(std::string_view data) {
     if (m_expected_file_hash) TRY(m_received_hash.write(data));
     if (!m_whole) return m_decompressor->write(data);
     TRY(m_whole->write(data));
-    m_whole_size += data.size();
-    if (!m_unpacker && m_whole_size <= k_inline_bytes) return m_decompressor->write(data);
+    // (A whole upload always has an expected file hash: the received count.)
+    if (!m_unpacker && m_received_hash.size() <= k_inline_bytes) return m_decompressor->write(data);
     // The client waits for a whole upload's answer: a large one is
     // decompressed on a thread of its own, beside the hashing and writing.
     if (!m_unpacker)

@@ -111,7 +111,6 @@ private:
     std::optional<crypto::Hash> m_expected_file_hash;
     std::unique_ptr<blob::BlobWriter> m_whole;
     std::string m_whole_key;
-    uint64_t m_whole_size = 0;
     crypto::HashSink m_received_hash;
     crypto::HashSink m_file_hash;  // of the stored (served) bytes
     std::unique_ptr<NarSink> m_nar_sink;
