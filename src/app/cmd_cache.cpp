@@ -108,9 +108,16 @@ void add_client_options(CLI::App& cmd, ClientOptions& o) {
 void add_cache_commands(CLI::App& app) {
     auto* cache = app.add_subcommand("cache", "Create, list, inspect, configure and delete caches");
     cache->require_subcommand(1);
-    for (std::string verb : {"create", "list", "info", "configure", "delete", "rotate-key"}) {
+    const std::pair<std::string, std::string> verbs[] = {
+        {"create", "Create a cache with its own signing key"},
+        {"list", "List the caches this token may see"},
+        {"info", "Show a cache's URL, public keys, visibility, priority, retention and quota"},
+        {"configure", "Change a cache's settings (only the options given)"},
+        {"delete", "Delete a cache and its paths (storage is reclaimed by gc)"},
+        {"rotate-key", "Sign every path with a new key; the old public key stays valid for its signatures"}};
+    for (const auto& [verb, description] : verbs) {
         auto opts = std::make_shared<CacheOptions>();
-        auto* cmd = cache->add_subcommand(verb);
+        auto* cmd = cache->add_subcommand(verb, description);
         if (verb != "list") cmd->add_option("name", opts->name, "Cache name")->required();
         if (verb == "create" || verb == "configure") {
             cmd->add_flag("--public", opts->make_public, "Anyone may read the cache");
@@ -125,7 +132,7 @@ void add_cache_commands(CLI::App& app) {
         }
         cmd->add_flag("--json", opts->json_output, "Print JSON");
         add_client_options(*cmd, opts->client);
-        cmd->callback([opts, verb] { report(run(*opts, verb)); });
+        cmd->callback([opts, verb = verb] { report(run(*opts, verb)); });
     }
 }
 

@@ -44,7 +44,7 @@ void print_config(const ServeConfig& c, const blob::BlobStore& blobs) {
     for (const auto& d : c.caches) caches += (caches.empty() ? "" : ", ") + d.name;
     std::cout << fmt::format(
         "config OK\n"
-        "  listen:    {}{}\n"
+        "  listen:    {}{}{}\n"
         "  data dir:  {}\n"
         "  database:  {}\n"
         "  storage:   {}\n"
@@ -53,7 +53,9 @@ void print_config(const ServeConfig& c, const blob::BlobStore& blobs) {
         "  gc:        every {} s (0: never), grace {} s\n"
         "  caches declared in the file: {}\n"
         "  log:       {}, {}{}\n",
-        c.server.listen, c.server.tls_certificate.empty() ? " (HTTP)" : " (HTTPS)", c.data_dir.string(),
+        c.server.listen, c.server.tls_certificate.empty() ? " (HTTP)" : " (HTTPS)",
+        c.server.metrics_listen.empty() ? std::string() : "; metrics on " + c.server.metrics_listen,
+        c.data_dir.string(),
         db::redact_url(c.database), blobs.describe(),
         c.server.threads ? std::to_string(c.server.threads) : std::string("one per core"), c.server.workers,
         p.min_size, p.avg_size, p.max_size, c.cache.single_chunk_below, c.cache.zstd_level,

@@ -74,9 +74,13 @@ Result<void> run(const TokenOptions& o, std::string_view verb) {
 void add_token_commands(CLI::App& app) {
     auto* token = app.add_subcommand("token", "Create, list and revoke access tokens");
     token->require_subcommand(1);
-    for (std::string verb : {"create", "list", "revoke"}) {
+    const std::pair<std::string, std::string> verbs[] = {
+        {"create", "Mint a token (printed once; the server keeps only its hash)"},
+        {"list", "List tokens: id, name, caches, permissions, expiry, revocation"},
+        {"revoke", "Revoke a token and every token minted with it"}};
+    for (const auto& [verb, description] : verbs) {
         auto o = std::make_shared<TokenOptions>();
-        auto* cmd = token->add_subcommand(verb);
+        auto* cmd = token->add_subcommand(verb, description);
         if (verb == "create") {
             cmd->add_option("name", o->name, "What the token is for, e.g. ci")->required();
             cmd->add_option("--cache", o->caches, "Cache name or pattern such as team-*")->required();
@@ -89,7 +93,7 @@ void add_token_commands(CLI::App& app) {
         if (verb == "revoke") cmd->add_option("id", o->id, "Token id (see token list)")->required();
         cmd->add_flag("--json", o->json_output, "Print JSON");
         add_client_options(*cmd, o->client);
-        cmd->callback([o, verb] { report(run(*o, verb)); });
+        cmd->callback([o, verb = verb] { report(run(*o, verb)); });
     }
 }
 

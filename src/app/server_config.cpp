@@ -94,11 +94,13 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
     } catch (const toml::parse_error& e) {
         return bad(*path, fmt::format("{} (line {})", e.description(), e.source().begin.line));
     }
-    TRY(check_keys(*path, t, "", {"listen", "data_dir", "database", "storage", "public_url", "key_prefix",
+    TRY(check_keys(*path, t, "", {"listen", "metrics_listen", "data_dir", "database", "storage", "public_url", "key_prefix",
                                   "threads", "workers", "log_level", "log_format", "log_requests", "limits", "timeouts", "tls", "caches", "chunks",
                                   "s3", "gc"}));
     std::string data_dir = config.data_dir.string();
     TRY(read(*path, t, "listen", config.server.listen));
+    TRY(read(*path, t, "metrics_listen", config.server.metrics_listen));
+    config.handler.metrics_elsewhere = !config.server.metrics_listen.empty();
     TRY(read(*path, t, "data_dir", data_dir));
     config.data_dir = data_dir;
     TRY(read(*path, t, "database", config.database));

@@ -350,6 +350,7 @@ Result<std::unique_ptr<NarUpload>> CacheService::begin_upload(const db::CacheRow
     o.dedup_within = dedup_scope(cache);
     o.pool = &m_upload_pool;
     o.shared_budget = &m_upload_budget;
+    o.stages = &m_counters.upload_stages;
     // Stored whole (as Nix compressed it) and chunked later, where the
     // store can take it as a stream: the client waits only for the bytes
     // to be verified and durable.
@@ -597,6 +598,7 @@ Result<std::unique_ptr<NarUpload>> CacheService::begin_push(const db::CacheRow& 
     o.dedup_within = dedup_scope(cache);
     o.pool = &m_upload_pool;
     o.shared_budget = &m_upload_budget;
+    o.stages = &m_counters.upload_stages;
     return std::make_unique<NarUpload>(m_config, m_db, m_blobs, std::move(o));
 }
 

@@ -105,6 +105,7 @@ struct ServiceCounters {
     std::atomic<uint64_t> ingest_failures{0};
     std::atomic<uint64_t> gc_runs{0}, gc_failures{0};  // runs with and without errors (dry runs too)
     std::atomic<int64_t> gc_last_success{0};     // Unix time a real run last finished without errors
+    UploadStages upload_stages;                  // of committed uploads (not of deferred ingest)
 };
 
 struct PinInfo {
@@ -228,6 +229,7 @@ public:
     Result<int64_t> chunk_count() { return m_db.count_chunks(); }
     const ServiceCounters& counters() const { return m_counters; }
     blob::StoreCounters storage_counters() const { return m_blobs.counters(); }
+    db::MetadataStore::PoolStats database_pool() const { return m_db.pool_stats(); }
     // Paths and NAR bytes per cache name (a query over every object).
     Result<std::vector<std::pair<std::string, db::MetadataStore::CacheSize>>> cache_sizes();
     // Upload chunk jobs waiting for a thread.

@@ -102,7 +102,8 @@ std::string new_blob_key(std::string_view stored_hash) {
 NarUpload::NarUpload(const Config& config, db::MetadataStore& db, blob::BlobStore& blobs, Options o)
     : m_config(config), m_db(db), m_blobs(blobs), m_expected_file_hash(o.expected_file_hash),
       m_whole(std::move(o.whole)), m_whole_key(std::move(o.whole_key)), m_chunk_frames(o.chunk_frames),
-      m_dedup_within(o.dedup_within), m_pool(o.pool), m_shared_budget(o.shared_budget) {
+      m_dedup_within(o.dedup_within), m_pool(o.pool), m_shared_budget(o.shared_budget),
+      m_stages(o.stages) {
     bool chunking = !m_chunk_frames && !m_whole;
     m_nar_sink = std::make_unique<NarSink>(*this, chunking, o.validate);
     if (!m_chunk_frames) {
@@ -126,6 +127,7 @@ NarUpload::~NarUpload() {
 }
 
 Result<void> NarUpload::write(std::string_view data) {
+    if (m_stages && m_started == std::chrono::steady_clock::time_point()) m_started = std::chrono::steady_clock::now();
     if (m_expected_file_hash) TRY(m_received_hash.write(data));
     if (!m_whole) return m_decompressor->write(data);
     TRY(m_whole->write(data));
@@ -256,13 +258,29 @@ Result<void> NarUpload::take_chunk() {
     return ok();
 }
 
+namespace {
+
+// Seconds since `since`, which becomes now.
+double lap(std::chrono::steady_clock::time_point& since) {
+    auto now = std::chrono::steady_clock::now();
+    auto seconds = std::chrono::duration<double>(now - since).count();
+    since = now;
+    return seconds;
+}
+
+}  // namespace
+
 Result<void> NarUpload::finish() {
     TRY_ASSIGN(auto nar, finish_chunks());
     TRY_ASSIGN(m_nar, m_db.insert_nar(nar));
+    if (m_stages) m_stages->record.observe(lap(m_timing));
     return ok();
 }
 
 Result<db::NarRow> NarUpload::finish_chunks() {
+    auto start = m_started == std::chrono::steady_clock::time_point() ? std::chrono::steady_clock::now() : m_started;
+    m_timing = start;
+    double receive = lap(m_timing);
     TRY(m_unpacker ? m_unpacker->finish() : m_decompressor->finish());
     if (m_chunk_frames) TRY(m_nar_sink->finish());  // a stream decompressor finishes it itself
     while (!m_in_flight.empty()) TRY(take_chunk());
@@ -276,6 +294,7 @@ Result<db::NarRow> NarUpload::finish_chunks() {
     }
     auto& nar_hash = m_nar_sink->hash();
     auto nar_digest = nar_hash.digest();
+    double verify = lap(m_timing);
     if (m_whole) {
         // The file as it came is the NAR's one chunk (verified above).
         TRY(m_whole->commit());
@@ -288,6 +307,11 @@ Result<db::NarRow> NarUpload::finish_chunks() {
     // unreferenced blobs, never a row without its bytes. (A whole file is
     // durable once committed.)
     if (!m_new_chunks.empty() && !m_whole) TRY(m_blobs.sync());
+    if (m_stages) {
+        m_stages->receive.observe(receive);
+        m_stages->verify.observe(verify);
+        m_stages->sync.observe(lap(m_timing));
+    }
     std::unordered_map<std::string, db::ChunkRow> rows;  // by hash of the stored bytes
     for (auto index : m_new_chunks) {
         const auto& chunk = m_chunks[index];

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <future>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "crypto/hash.hpp"
 #include "crypto/sha256.hpp"
 #include "db/metadata_store.hpp"
+#include "util/histogram.hpp"
 #include "util/pipe.hpp"
 #include "util/task_pool.hpp"
 
@@ -33,6 +35,17 @@ namespace larder::cache {
 // its row is gone, and no upload ever writes that key again, so a deletion
 // never hits new bytes.
 std::string new_blob_key(std::string_view stored_hash);
+
+// Where a committed upload's time went, for /metrics:
+//   receive: from the first byte to the end of the body (the client's pace,
+//            and back-pressure from the stages after it);
+//   verify:  from the end of the body until decompression, the NAR's
+//            hashes and structure, and every chunk's compress-and-put are done;
+//   sync:    making the new blobs durable (fdatasync, or nothing on S3);
+//   record:  the chunk and NAR rows in the database.
+struct UploadStages {
+    Histogram receive, verify, sync, record;
+};
 
 class NarUpload : public Sink {
 public:
@@ -59,6 +72,8 @@ public:
         // soon as it is durable and verified, cut into chunks later).
         std::unique_ptr<blob::BlobWriter> whole;
         std::string whole_key;
+        // Observes the stages of a successful finish() (nullptr: not timed).
+        UploadStages* stages = nullptr;
     };
 
     NarUpload(const Config& config, db::MetadataStore& db, blob::BlobStore& blobs, Options options);
@@ -127,6 +142,9 @@ private:
     TaskPool* m_pool;
     std::atomic<int64_t>* m_shared_budget;
     db::NarRow m_nar;
+    UploadStages* m_stages;
+    std::chrono::steady_clock::time_point m_started;  // the first write
+    std::chrono::steady_clock::time_point m_timing;   // the end of the last stage timed
     // Decompresses on its own thread (whole uploads); destroyed first, as
     // it uses the members above.
     std::unique_ptr<ConsumerThread> m_unpacker;

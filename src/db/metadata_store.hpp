@@ -124,6 +124,13 @@ class MetadataStore {
 public:
     virtual ~MetadataStore() = default;
 
+    // The connection pool, for metrics: connections open (idle or in use),
+    // in use, opened since startup, and attempts to open one that failed.
+    struct PoolStats {
+        int64_t open = 0, in_use = 0, opened = 0, connect_failures = 0;
+    };
+    virtual PoolStats pool_stats() const { return {}; }
+
     // Caches and their signing keys.
     virtual Result<CacheRow> create_cache(const CacheRow& cache, const KeyRow& key) = 0;
     virtual Result<CacheRow> get_cache(std::string_view name) = 0;  // not_found

@@ -75,6 +75,7 @@ public:
     Result<void> open() {
         TRY_ASSIGN(auto conn, connect());
         TRY(Backend::migrate(*conn));
+        std::lock_guard lock(m_mutex);
         m_idle.push_back(std::move(conn));
         return ok();
     }
@@ -871,8 +872,18 @@ public:
         });
     }
 
+    PoolStats pool_stats() const override {
+        std::lock_guard lock(m_mutex);
+        return {static_cast<int64_t>(m_idle.size()) + m_in_use, m_in_use, m_opened, m_connect_failures};
+    }
+
 private:
-    Result<std::unique_ptr<Connection>> connect() { return Backend::connect(m_path); }
+    Result<std::unique_ptr<Connection>> connect() {
+        auto conn = Backend::connect(m_path);
+        std::lock_guard lock(m_mutex);
+        ++(conn ? m_opened : m_connect_failures);
+        return conn;
+    }
 
     template <class F>
     auto with_connection(F&& f) -> decltype(f(std::declval<Connection&>())) {
@@ -882,16 +893,20 @@ private:
             if (!m_idle.empty()) {
                 conn = std::move(m_idle.back());
                 m_idle.pop_back();
+                ++m_in_use;
             }
         }
         if (!conn) {
             auto c = connect();
             if (!c) return Failure{std::move(c).error()};
             conn = std::move(*c);
+            std::lock_guard lock(m_mutex);
+            ++m_in_use;
         }
         auto result = f(*conn);
-        if (!conn->healthy()) return result;  // dropped; the next call connects afresh
         std::lock_guard lock(m_mutex);
+        --m_in_use;
+        if (!conn->healthy()) return result;  // dropped; the next call connects afresh
         m_idle.push_back(std::move(conn));
         return result;
     }
@@ -1018,8 +1033,9 @@ private:
     }
 
     std::string m_path;
-    std::mutex m_mutex;
+    mutable std::mutex m_mutex;
     std::vector<std::unique_ptr<Connection>> m_idle;
+    int64_t m_in_use = 0, m_opened = 0, m_connect_failures = 0;
 };
 
 }  // namespace larder::db::detail

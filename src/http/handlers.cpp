@@ -79,7 +79,8 @@ Result<void> Handler::require(const Prepared& p, std::string_view cache, Permiss
 }
 
 std::optional<Response> Handler::answer_from_memory(const Request& request) {
-    if (!request.authorization.empty() || (request.method != Method::get && request.method != Method::head))
+    if (!request.authorization.empty() || (request.method != Method::get && request.method != Method::head) ||
+        request.ops_listener)
         return std::nullopt;
     auto r = route(request.target);
     if (!r || (r->kind != RouteKind::narinfo && r->kind != RouteKind::cache_info)) return std::nullopt;
@@ -96,6 +97,13 @@ std::optional<Response> Handler::answer_from_memory(const Request& request) {
 Result<Prepared> Handler::prepare(const Request& request) {
     TRY_ASSIGN(auto r, route(request.target));
     Prepared p{std::move(r), std::nullopt, {}, BodyKind::none, 0, request.authorization};
+    // The metrics address answers probes and scrapes only; with it, the
+    // main address (perhaps public) has no /metrics.
+    bool probe = p.route.kind == RouteKind::health || p.route.kind == RouteKind::ready;
+    if (request.ops_listener && !probe && p.route.kind != RouteKind::metrics)
+        return fail(ErrorCode::not_found, "this address serves only /metrics, /healthz and /readyz");
+    if (!request.ops_listener && m_config.metrics_elsewhere && p.route.kind == RouteKind::metrics)
+        return fail(ErrorCode::not_found, "metrics are served on this server's metrics address (metrics_listen)");
     // Probes and scrapers carry no token; these reveal no cache's content.
     if (p.route.kind == RouteKind::health || p.route.kind == RouteKind::ready || p.route.kind == RouteKind::metrics ||
         p.route.kind == RouteKind::landing)
@@ -265,10 +273,10 @@ std::string Handler::render_metrics(bool per_cache) {
     auto out = m_metrics.render();
     const auto& c = m_service.counters();
     auto counter = [&](std::string_view name, std::string_view help, uint64_t value) {
-        out += fmt::format("# HELP {0} {1}\n# TYPE {0} counter\n{0} {2}\n", name, help, value);
+        render_counter(out, name, help, value);
     };
     auto gauge = [&](std::string_view name, std::string_view help, int64_t value) {
-        out += fmt::format("# HELP {0} {1}\n# TYPE {0} gauge\n{0} {2}\n", name, help, value);
+        render_gauge(out, name, help, value);
     };
     counter("larder_uploads_total", "NARs uploaded and committed (plain PUT or larder push).", c.uploads);
     counter("larder_chunks_stored_total", "New chunks uploads stored.", c.chunks_stored);
@@ -288,6 +296,22 @@ std::string Handler::render_metrics(bool per_cache) {
             "Remote storage requests that failed (transport, 5xx, throttled, refused; not 404).", storage.failures);
     counter("larder_storage_retries_total", "Remote storage requests repeated after a transient failure.",
             storage.retries);
+    for (auto [stage, h] : {std::pair{"receive", &c.upload_stages.receive}, {"verify", &c.upload_stages.verify},
+                             {"sync", &c.upload_stages.sync}, {"record", &c.upload_stages.record}}) {
+        if (std::string_view(stage) == "receive")
+            out += "# HELP larder_upload_stage_seconds Time committed uploads spent in each stage: receive (the "
+                   "body arriving), verify (decompressing, hashing, checking, storing chunks after the last byte), "
+                   "sync (making blobs durable), record (database rows).\n"
+                   "# TYPE larder_upload_stage_seconds histogram\n";
+        h->render(out, "larder_upload_stage_seconds", fmt::format("stage=\"{}\"", stage));
+    }
+    auto pool = m_service.database_pool();
+    gauge("larder_db_connections", "Database connections open (idle or in use).", pool.open);
+    gauge("larder_db_connections_in_use", "Database connections running a query or transaction.", pool.in_use);
+    counter("larder_db_connections_opened_total", "Database connections opened since startup.",
+            static_cast<uint64_t>(pool.opened));
+    counter("larder_db_connect_failures_total", "Attempts to open a database connection that failed.",
+            static_cast<uint64_t>(pool.connect_failures));
     if (!per_cache) return out;
     // A query over every object: at most once per 30 s, whatever the scrape rate.
     std::lock_guard lock(m_sizes_mutex);

@@ -23,6 +23,8 @@ struct HandlerConfig {
     std::string public_url;
     size_t max_small_body = 64 << 20;  // .ls listings, logs, realisations
     uint64_t max_nar_size = uint64_t{64} << 30;
+    // /metrics is served on its own address (metrics_listen), not here.
+    bool metrics_elsewhere = false;
 };
 
 // Per-route body limits below max_small_body.

@@ -11,6 +11,14 @@ constexpr std::string_view k_routes[] = {"narinfo", "nar",    "listing", "log", 
 
 }  // namespace
 
+void render_counter(std::string& out, std::string_view name, std::string_view help, uint64_t value) {
+    out += fmt::format("# HELP {0} {1}\n# TYPE {0} counter\n{0} {2}\n", name, help, value);
+}
+
+void render_gauge(std::string& out, std::string_view name, std::string_view help, int64_t value) {
+    out += fmt::format("# HELP {0} {1}\n# TYPE {0} gauge\n{0} {2}\n", name, help, value);
+}
+
 Metrics::Metrics() {
     for (auto r : k_routes) m_latency[std::string(r)];
     // The series dashboards and alerts start from.
@@ -47,14 +55,7 @@ void Metrics::observe(std::string_view route, std::string_view method, unsigned 
                       uint64_t bytes_in, uint64_t bytes_out) {
     std::lock_guard lock(m_mutex);
     ++m_requests[{std::string(route), std::string(method), status}];
-    auto& h = m_latency[std::string(route)];
-    for (size_t i = 0; i < k_buckets.size(); ++i)
-        if (seconds <= k_buckets[i]) {
-            ++h.counts[i];
-            break;
-        }
-    ++h.count;
-    h.sum += seconds;
+    m_latency[std::string(route)].observe(seconds);
     m_bytes_in += bytes_in;
     m_bytes_out += bytes_out;
 }
@@ -69,18 +70,8 @@ std::string Metrics::render() const {
                            std::get<0>(key), std::get<1>(key), std::get<2>(key), n);
     out += "# HELP larder_http_request_duration_seconds Time from the request's headers to the end of its response.\n"
            "# TYPE larder_http_request_duration_seconds histogram\n";
-    for (const auto& [route, h] : m_latency) {
-        uint64_t cumulative = 0;
-        for (size_t i = 0; i < k_buckets.size(); ++i) {
-            cumulative += h.counts[i];
-            out += fmt::format("larder_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n", route,
-                               k_buckets[i], cumulative);
-        }
-        out += fmt::format("larder_http_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}\n", route,
-                           h.count);
-        out += fmt::format("larder_http_request_duration_seconds_sum{{route=\"{}\"}} {}\n", route, h.sum);
-        out += fmt::format("larder_http_request_duration_seconds_count{{route=\"{}\"}} {}\n", route, h.count);
-    }
+    for (const auto& [route, h] : m_latency)
+        h.render(out, "larder_http_request_duration_seconds", fmt::format("route=\"{}\"", route));
     out += fmt::format("# HELP larder_http_received_bytes_total Request body bytes received.\n"
                        "# TYPE larder_http_received_bytes_total counter\n"
                        "larder_http_received_bytes_total {}\n"
@@ -88,6 +79,17 @@ std::string Metrics::render() const {
                        "# TYPE larder_http_sent_bytes_total counter\n"
                        "larder_http_sent_bytes_total {}\n",
                        m_bytes_in, m_bytes_out);
+    auto gauge = [&](std::string_view name, std::string_view help, const std::atomic<int64_t>& value) {
+        render_gauge(out, name, help, value.load());
+    };
+    gauge("larder_http_open_connections", "Client connections open.", m_gauges.open_connections);
+    gauge("larder_http_requests_in_flight", "Requests being answered.", m_gauges.requests_in_flight);
+    gauge("larder_worker_threads", "Threads for handlers (database, storage, hashing, compression).",
+          m_gauges.workers);
+    gauge("larder_worker_tasks", "Handler tasks running or waiting for a worker thread.", m_gauges.workers_busy);
+    gauge("larder_stream_worker_threads", "Threads reading response streams from storage.", m_gauges.stream_workers);
+    gauge("larder_stream_worker_tasks", "Stream reads running or waiting for a stream thread.",
+          m_gauges.stream_workers_busy);
     return out;
 }
 

@@ -5,7 +5,7 @@
 // every few seconds.
 #pragma once
 
-#include <array>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -13,8 +13,22 @@
 #include <tuple>
 
 #include "http/router.hpp"
+#include "util/histogram.hpp"
 
 namespace larder::http {
+
+// What the server is doing right now (gauges), kept by the server and the
+// sessions while it runs.
+struct ServerGauges {
+    std::atomic<int64_t> open_connections{0};
+    std::atomic<int64_t> requests_in_flight{0};
+    std::atomic<int64_t> workers_busy{0}, stream_workers_busy{0};  // tasks running or queued
+    std::atomic<int64_t> workers{0}, stream_workers{0};            // threads
+};
+
+// One counter or gauge with its HELP and TYPE lines, appended to `out`.
+void render_counter(std::string& out, std::string_view name, std::string_view help, uint64_t value);
+void render_gauge(std::string& out, std::string_view name, std::string_view help, int64_t value);
 
 class Metrics {
 public:
@@ -27,14 +41,10 @@ public:
 
     static std::string_view route_label(std::string_view target);
 
+    ServerGauges& gauges() { return m_gauges; }
+
 private:
-    static constexpr std::array<double, 13> k_buckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                         0.25,  0.5,    1,     2.5,  5,    10};
-    struct Histogram {
-        std::array<uint64_t, k_buckets.size()> counts{};  // cumulative at render
-        uint64_t count = 0;
-        double sum = 0;
-    };
+    ServerGauges m_gauges;
     mutable std::mutex m_mutex;
     std::map<std::tuple<std::string, std::string, unsigned>, uint64_t> m_requests;
     std::map<std::string, Histogram> m_latency;

@@ -56,7 +56,7 @@ std::string remote_of(const tcp::socket& socket) {
 // Over the cap, a connection gets a 503 and is closed.
 struct ConnectionSlot {
     ConnectionSlot(ServerState& s, int n) : state(s), count(n) {}
-    ~ConnectionSlot() { --state.open_connections; }
+    ~ConnectionSlot() { --state.gauges.open_connections; }
     ConnectionSlot(const ConnectionSlot&) = delete;
     ServerState& state;
     int count;
@@ -120,7 +120,7 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::vector<std::uniq
             // and log once a second at most.
             auto now = std::chrono::steady_clock::now();
             if (now - last_warning > std::chrono::seconds(1)) {
-                spdlog::warn("accept failed: {} ({} connections open)", ec.message(), state.open_connections.load());
+                spdlog::warn("accept failed: {} ({} connections open)", ec.message(), state.gauges.open_connections.load());
                 last_warning = now;
             }
             backoff.expires_after(std::chrono::milliseconds(50));
@@ -130,7 +130,7 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::vector<std::uniq
         boost::system::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
         auto executor = socket.get_executor();
-        int count = ++state.open_connections;
+        int count = static_cast<int>(++state.gauges.open_connections);
         if (tls)
             asio::co_spawn(executor, tls_connection(std::move(socket), *tls, handler, config, state, count),
                            asio::detached);
@@ -138,6 +138,16 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::vector<std::uniq
             asio::co_spawn(executor, plain_connection(std::move(socket), handler, config, state, count),
                            asio::detached);
     }
+}
+
+Result<void> listen_on(tcp::acceptor& acceptor, const tcp::endpoint& endpoint, std::string_view listen) {
+    boost::system::error_code ec;
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return fail(ErrorCode::unavailable, fmt::format("cannot listen on {}: {}", listen, ec.message()));
+    return ok();
 }
 
 Result<std::optional<asio::ssl::context>> make_tls(const ServerConfig& config) {
@@ -170,9 +180,11 @@ Result<void> run_server(const ServerConfig& config, Handler& handler,
     // server (client_disconnect_test). The write fails with EPIPE instead.
     ::signal(SIGPIPE, SIG_IGN);
     unsigned threads = config.threads ? config.threads : std::max(1u, std::thread::hardware_concurrency());
-    ServerState state;  // outlives the contexts, whose coroutine frames refer to it
+    ServerState state(handler.metrics().gauges());  // outlives the contexts, whose coroutine frames refer to it
     asio::thread_pool workers(std::max(1u, config.workers));
     asio::thread_pool streams(std::max(1u, config.stream_workers));
+    state.gauges.workers = std::max(1u, config.workers);
+    state.gauges.stream_workers = std::max(1u, config.stream_workers);
     state.workers = &workers;
     state.streams = &streams;
     std::vector<std::unique_ptr<asio::io_context>> contexts;
@@ -183,12 +195,19 @@ Result<void> run_server(const ServerConfig& config, Handler& handler,
     }
     auto& ioc = *contexts.front();
     tcp::acceptor acceptor(ioc);
-    boost::system::error_code ec;
-    acceptor.open(endpoint.protocol(), ec);
-    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor.bind(endpoint, ec);
-    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return fail(ErrorCode::unavailable, fmt::format("cannot listen on {}: {}", config.listen, ec.message()));
+    TRY(listen_on(acceptor, endpoint, config.listen));
+    // The metrics address: its own acceptor, the same I/O threads.
+    ServerConfig ops_config = config;
+    ops_config.ops_listener = true;
+    tcp::acceptor ops_acceptor(ioc);
+    if (!config.metrics_listen.empty()) {
+        TRY_ASSIGN(auto ops_endpoint, parse_listen(config.metrics_listen));
+        TRY(listen_on(ops_acceptor, ops_endpoint, config.metrics_listen));
+        auto ops_bound = ops_acceptor.local_endpoint();
+        spdlog::info("metrics and probes on http://{}:{}", ops_bound.address().to_string(), ops_bound.port());
+        asio::co_spawn(ioc, accept_loop(ops_acceptor, contexts, nullptr, handler, ops_config, state),
+                       asio::detached);
+    }
     auto bound = acceptor.local_endpoint();
     on_listening(fmt::format("{}://{}:{}", tls ? "https" : "http", bound.address().to_string(), bound.port()));
 
@@ -200,8 +219,8 @@ Result<void> run_server(const ServerConfig& config, Handler& handler,
     asio::steady_timer drain(ioc);
     auto deadline = std::make_shared<std::chrono::steady_clock::time_point>();
     std::function<void()> wait_drained = [&] {
-        if (state.in_flight == 0 || std::chrono::steady_clock::now() >= *deadline) {
-            spdlog::info("stopped ({} requests were still in flight)", state.in_flight.load());
+        if (state.gauges.requests_in_flight == 0 || std::chrono::steady_clock::now() >= *deadline) {
+            spdlog::info("stopped ({} requests were still in flight)", state.gauges.requests_in_flight.load());
             for (auto& c : contexts) c->stop();
             return;
         }
@@ -213,6 +232,7 @@ Result<void> run_server(const ServerConfig& config, Handler& handler,
         spdlog::info("signal {} received: finishing requests in flight", signal);
         boost::system::error_code ignored;
         acceptor.close(ignored);
+        ops_acceptor.close(ignored);
         *deadline = std::chrono::steady_clock::now() + config.shutdown_grace;
         wait_drained();
     });

@@ -13,6 +13,11 @@ namespace larder::http {
 
 struct ServerConfig {
     std::string listen = "127.0.0.1:8080";
+    // A second address (plain HTTP) answering only /metrics, /healthz and
+    // /readyz, e.g. "127.0.0.1:9090" for Prometheus; empty: none, and
+    // /metrics is on `listen`.
+    std::string metrics_listen;
+    bool ops_listener = false;  // (internal: this config is the metrics address's)
     unsigned threads = 0;  // I/O threads; 0: one per core
     // Threads for handlers (database and storage calls, hashing and
     // compressing uploads), and for reading responses from storage. Calls

@@ -92,8 +92,8 @@ private:
 
 // Counts a request as in flight, for graceful shutdown.
 struct InFlight {
-    explicit InFlight(ServerState& s) : state(s) { ++state.in_flight; }
-    ~InFlight() { --state.in_flight; }
+    explicit InFlight(ServerState& s) : state(s) { ++state.gauges.requests_in_flight; }
+    ~InFlight() { --state.gauges.requests_in_flight; }
     ServerState& state;
 };
 
@@ -394,6 +394,7 @@ public:
             Request request;
             request.method = method_of(msg.method());
             request.target = std::string(msg.target());
+            request.ops_listener = m_config.ops_listener;
             request.host = header(msg, bhttp::field::host);
             request.authorization = header(msg, bhttp::field::authorization);
             request.content_type = header(msg, bhttp::field::content_type);
@@ -470,6 +471,13 @@ private:
     template <class F>
     asio::awaitable<std::invoke_result_t<F>> offload(asio::thread_pool* pool, F f) {
         if (!pool) co_return f();
+        auto& gauges = m_handler.metrics().gauges();
+        auto& busy = m_state && pool == m_state->streams ? gauges.stream_workers_busy : gauges.workers_busy;
+        ++busy;
+        struct Done {
+            std::atomic<int64_t>& busy;
+            ~Done() { --busy; }
+        } done{busy};
         std::optional<std::invoke_result_t<F>> result;
         co_await asio::co_spawn(
             pool->get_executor(),

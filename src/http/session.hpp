@@ -17,13 +17,13 @@ namespace asio = boost::asio;
 inline constexpr auto k_use_tuple = asio::as_tuple(asio::use_awaitable);
 
 struct ServerState {
+    explicit ServerState(ServerGauges& g) : gauges(g) {}
     // The I/O threads only do I/O. Handlers (database, storage, hashing and
     // compression) run on `workers`; reading response streams, which may
     // wait on S3, on `streams`, so waiting streams never hold up a narinfo.
     boost::asio::thread_pool* workers = nullptr;
     boost::asio::thread_pool* streams = nullptr;
-    std::atomic<int> in_flight{0};
-    std::atomic<int> open_connections{0};
+    ServerGauges& gauges;  // connections and requests in flight, busy workers
     std::atomic<uint64_t> connections_served{0};  // also numbers them, for request ids
 };
 

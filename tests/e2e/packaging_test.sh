@@ -24,3 +24,19 @@ pass "systemd-analyze verify passes both units; exposure: larder.service $server
     || fail "the example config: $(cat "$TMP/check.out")"
 grep -q '^config OK' "$TMP/check.out" || fail "the example config: $(cat "$TMP/check.out")"
 pass "the example config (packaging/larder.toml) passes larder serve --check-config"
+
+# The man page renders and names every command `larder --help` lists, and
+# every subcommand has a description in --help.
+MANWIDTH=100 man -l "$LARDER_SOURCE/docs/larder.1" > "$TMP/man.txt" 2> "$TMP/man.err" || fail "man -l: $(cat "$TMP/man.err")"
+[ ! -s "$TMP/man.err" ] || fail "the man page has warnings: $(cat "$TMP/man.err")"
+mapfile -t commands < <("$LARDER" --help | awk '/^Subcommands:/ {on = 1; next} on && NF {print $1}')
+[ "${#commands[@]}" -ge 10 ] || fail "found only ${#commands[@]} commands in larder --help"
+for c in "${commands[@]}"; do
+    grep -qw -- "$c" "$TMP/man.txt" || fail "larder(1) does not mention '$c'"
+    "$LARDER" "$c" --help > "$TMP/help.txt" || fail "larder $c --help"
+    if grep -q '^Subcommands:' "$TMP/help.txt"; then
+        awk '/^Subcommands:/ {on = 1; next} on && NF == 1 {print "undescribed: " $1}' "$TMP/help.txt" > "$TMP/bare"
+        [ ! -s "$TMP/bare" ] || fail "larder $c --help: $(cat "$TMP/bare")"
+    fi
+done
+pass "larder(1) renders without warnings and names all ${#commands[@]} commands; every subcommand is described"

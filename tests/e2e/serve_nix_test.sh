@@ -22,7 +22,13 @@ hits=larder_http_requests_total'{route="narinfo",method="GET",status="200"}'
 # 1. Push with plain nix copy (zstd, with listings).
 nix copy --to "$URL/main?compression=zstd&write-nar-listing=1" "$root" 2>> "$TMP/nix.log" || fail "nix copy failed"
 [ "$(metric larder_uploads_total)" = "${#closure[@]}" ] || fail "larder_uploads_total $(metric larder_uploads_total)"
-pass "nix copy --to $URL/main pushed ${#closure[@]} paths (larder_uploads_total ${#closure[@]})"
+for stage in receive verify sync record; do
+    n=$(metric "larder_upload_stage_seconds_count{stage=\"$stage\"}")
+    [ "$n" = "${#closure[@]}" ] || fail "upload stage $stage timed $n times"
+done
+[ "$(metric larder_db_connections_opened_total)" -ge 1 ] || fail "no database connection counted"
+[ "$(metric larder_worker_threads)" -ge 1 ] || fail "no worker threads counted"
+pass "nix copy --to $URL/main pushed ${#closure[@]} paths (larder_uploads_total ${#closure[@]}, each upload's 4 stages timed)"
 hits_before=$(metric "$hits")
 
 # 2. Delete locally, substitute back with only the cache's key trusted.

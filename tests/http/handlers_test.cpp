@@ -190,6 +190,15 @@ TEST_F(HandlerTest, HealthReadinessAndMetrics) {
     EXPECT_NE(after.find("larder_uploads_total 1\n"), std::string::npos) << after;
     EXPECT_NE(after.find("larder_chunks_stored_total 1\n"), std::string::npos) << after;
     EXPECT_NE(after.find("larder_storage_requests_total 0\n"), std::string::npos) << "local storage";
+    // The push's stages were timed once each; the database pool is idle.
+    for (auto stage : {"receive", "verify", "sync", "record"})
+        EXPECT_NE(after.find(fmt::format("larder_upload_stage_seconds_count{{stage=\"{}\"}} 1\n", stage)),
+                  std::string::npos)
+            << stage << " in:\n" << after;
+    EXPECT_NE(before.body.find("larder_upload_stage_seconds_count{stage=\"verify\"} 0\n"), std::string::npos);
+    EXPECT_NE(after.find("larder_db_connections_in_use 0\n"), std::string::npos) << "a connection left in use";
+    EXPECT_EQ(after.find("larder_db_connections 0\n"), std::string::npos) << "the pool kept no connection";
+    EXPECT_NE(after.find("larder_db_connect_failures_total 0\n"), std::string::npos);
     // Per-cache series (they name caches) only for an admin token, computed
     // at most every 30 s: the first scrape's figures (before the upload).
     EXPECT_NE(after.find("larder_cache_paths{cache=\"main\"} 0\n"), std::string::npos) << after;
@@ -209,6 +218,33 @@ TEST_F(HandlerTest, HealthReadinessAndMetrics) {
     auto scraped = handler->handle(*p, anonymous).body;
     EXPECT_NE(scraped.find("larder_uploads_total 1\n"), std::string::npos);
     EXPECT_EQ(scraped.find("larder_cache_"), std::string::npos) << "cache names without a token";
+}
+
+// With metrics_listen, the main address has no /metrics and the metrics
+// address nothing else (not even a public narinfo remembered in memory).
+TEST_F(HandlerTest, MetricsAddressServesOnlyProbesAndMetrics) {
+    http::HandlerConfig config;
+    config.metrics_elsewhere = true;
+    http::Handler separate(*service, *access, config);
+    auto ask = [&](std::string_view target, bool ops) {
+        http::Request r;
+        r.method = Method::get;
+        r.target = std::string(target);
+        r.ops_listener = ops;
+        if (auto quick = separate.answer_from_memory(r)) return quick->status;
+        auto p = separate.prepare(r);
+        if (!p) return http::error_response(p.error()).status;
+        return separate.handle(*p, r).status;
+    };
+    EXPECT_EQ(ask("/metrics", true), 200u);
+    EXPECT_EQ(ask("/healthz", true), 200u);
+    EXPECT_EQ(ask("/readyz", true), 200u);
+    EXPECT_EQ(ask("/metrics", false), 404u);
+    EXPECT_EQ(ask("/healthz", false), 200u);
+    EXPECT_EQ(ask("/main/nix-cache-info", false), 401u) << "a private cache, as usual";
+    EXPECT_EQ(ask("/main/nix-cache-info", true), 404u);
+    EXPECT_EQ(ask("/", true), 404u);
+    EXPECT_EQ(ask("/api/v1/caches", true), 404u);
 }
 
 // The request counters and the latency histogram (cumulative buckets).

@@ -85,6 +85,7 @@ private:
 class FaultyMetadataStore : public db::MetadataStore, public Faults {
 public:
     explicit FaultyMetadataStore(db::MetadataStore& inner) : m_inner(inner) {}
+    PoolStats pool_stats() const override { return m_inner.pool_stats(); }
     using sv = std::string_view;
     using strings = std::vector<std::string>;
     LARDER_FAULTY(Result<db::CacheRow>, create_cache, (const db::CacheRow& c, const db::KeyRow& k), (c, k))
