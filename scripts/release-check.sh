@@ -34,7 +34,8 @@ cp "$deb" "$root/tmp/larder.deb"
 chroot "$root" apt-get install -y -q /tmp/larder.deb > "$work/apt.log" 2>&1 || { tail -20 "$work/apt.log"; exit 1; }
 grep -E '^(Setting up|Unpacking) ' "$work/apt.log" | grep -c . | xargs printf '%s packages unpacked or set up by apt\n'
 chroot "$root" larder --version
-chroot "$root" ls -l /etc/larder/larder.toml /usr/lib/systemd/system/larder.service /usr/lib/systemd/system/larder-watch-store.service
+chroot "$root" ls -l /etc/larder/larder.toml /usr/lib/systemd/system/larder.service /usr/lib/systemd/system/larder-watch-store.service \
+    /usr/share/man/man1/larder.1
 
 step "the packaged larder serve, with the packaged config"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
