@@ -9,10 +9,10 @@ packages=(
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
   nix-bin openssl ca-certificates bc jq curl sqlite3 zstd xz-utils iproute2 python3
   radosgw ceph-mon ceph-osd ceph-common postgresql
-  systemd dpkg-dev chromium chromium-driver python3-selenium
+  systemd dpkg-dev chromium chromium-driver python3-selenium nginx-light
 )
 # --bench adds the baselines the benchmarks compare against.
-[ "${1:-}" = --bench ] && packages+=(nginx-light wrk)
+[ "${1:-}" = --bench ] && packages+=(wrk)
 [ "${1:-}" = --print ] && { printf '%s\n' "${packages[@]}"; exit 0; }
 missing=()
 for p in "${packages[@]}"; do

@@ -6,6 +6,7 @@
 
 #include "app/commands.hpp"
 #include "client/login.hpp"
+#include "util/file.hpp"
 #include "util/strings.hpp"
 
 namespace larder::app {
@@ -22,8 +23,50 @@ struct CacheOptions {
     std::optional<int> priority;
     std::vector<std::string> upstream_keys;
     std::string retention, max_size;  // "30d" / "200G", or "none"
+    // Pull-through: "URL=KEY" (repeat a URL for more keys; order is the
+    // order asked), "URL=FILE" for a private upstream's token, one timeout.
+    std::vector<std::string> upstreams, upstream_token_files;
+    std::string upstream_timeout;
+    bool no_upstreams = false;
     bool json_output = false;
 };
+
+// "URL=VALUE" split at the first '=' after the scheme's "://".
+Result<std::pair<std::string, std::string>> url_pair(std::string_view text, std::string_view what) {
+    auto scheme = text.find("://");
+    auto eq = text.find('=', scheme == std::string_view::npos ? 0 : scheme + 3);
+    if (eq == std::string_view::npos || eq == 0 || eq + 1 == text.size())
+        return fail(ErrorCode::invalid_input, fmt::format("'{}': expected URL={}", printable(text, 200), what));
+    return std::pair{std::string(text.substr(0, eq)), std::string(text.substr(eq + 1))};
+}
+
+Result<json> upstreams_json(const CacheOptions& o) {
+    json list = json::array();
+    auto entry = [&](const std::string& url) -> json& {
+        for (auto& e : list)
+            if (e["url"] == url) return e;
+        list.push_back(json{{"url", url}, {"keys", json::array()}});
+        return list.back();
+    };
+    for (const auto& u : o.upstreams) {
+        TRY_ASSIGN(auto pair, url_pair(u, "KEY"));
+        entry(pair.first)["keys"].push_back(pair.second);
+    }
+    for (const auto& t : o.upstream_token_files) {
+        TRY_ASSIGN(auto pair, url_pair(t, "FILE"));
+        bool known = std::any_of(list.begin(), list.end(), [&](const json& e) { return e["url"] == pair.first; });
+        if (!known) return fail(ErrorCode::invalid_input, fmt::format("--upstream-token-file names {}, which no "
+                                                                      "--upstream gives",
+                                                                      pair.first));
+        TRY_ASSIGN(auto token, read_file(pair.second));
+        entry(pair.first)["token"] = std::string(trim(token));
+    }
+    if (!o.upstream_timeout.empty()) {
+        TRY_ASSIGN(auto ms, parse_duration_ms(o.upstream_timeout));
+        for (auto& e : list) e["timeout_ms"] = ms;
+    }
+    return list;
+}
 
 Result<json> settings(const CacheOptions& o) {
     json j = json::object();
@@ -45,6 +88,12 @@ Result<json> settings(const CacheOptions& o) {
     if (o.make_private) j["public"] = false;
     if (o.priority) j["priority"] = *o.priority;
     if (!o.upstream_keys.empty()) j["upstream_keys"] = o.upstream_keys;
+    if (o.no_upstreams) j["upstreams"] = json::array();
+    if (!o.upstreams.empty()) {
+        TRY_ASSIGN(j["upstreams"], upstreams_json(o));
+    } else if (!o.upstream_token_files.empty() || !o.upstream_timeout.empty()) {
+        return fail(ErrorCode::invalid_input, "--upstream-token-file and --upstream-timeout go with --upstream");
+    }
     return j;
 }
 
@@ -60,6 +109,11 @@ void print_cache(const json& c, bool as_json) {
         std::cout << fmt::format("  retention:  {} days after last use\n", c["retention"].get<int64_t>() / 86400.0);
     if (c.contains("max_size") && c["max_size"].is_number())
         std::cout << fmt::format("  max size:   {} bytes\n", c["max_size"].get<int64_t>());
+    if (c.contains("upstreams") && c["upstreams"].is_array())
+        for (const auto& u : c["upstreams"])
+            std::cout << fmt::format("  upstream:   {} ({} key{}{}, timeout {} ms)\n", u.value("url", ""),
+                                     u["keys"].size(), u["keys"].size() == 1 ? "" : "s",
+                                     u.value("token_set", false) ? ", token" : "", u.value("timeout_ms", 0));
 }
 
 Result<json> call(const CacheOptions& o, std::string_view method, std::string_view path, const json& body = {}) {
@@ -129,6 +183,14 @@ void add_cache_commands(CLI::App& app) {
                             "Keep paths this long after their (or a referrer's) last use, e.g. 30d; none: forever");
             cmd->add_option("--max-size", opts->max_size,
                             "Cap on the cache's NAR bytes, least recently used first, e.g. 200G; none: no cap");
+            cmd->add_option("--upstream", opts->upstreams,
+                            "Pull through from this binary cache: URL=PUBLICKEY (repeat for more keys or more "
+                            "upstreams, asked in order; replaces the list)");
+            cmd->add_option("--upstream-token-file", opts->upstream_token_files,
+                            "URL=FILE: a token for a private upstream (another Larder), read from FILE");
+            cmd->add_option("--upstream-timeout", opts->upstream_timeout,
+                            "For every --upstream: connect and answer a narinfo within this (e.g. 3s, 500ms)");
+            cmd->add_flag("--no-upstreams", opts->no_upstreams, "Stop pulling through from upstreams");
         }
         cmd->add_flag("--json", opts->json_output, "Print JSON");
         add_client_options(*cmd, opts->client);

@@ -85,10 +85,12 @@ Result<void> bootstrap(const ServeConfig& config, cache::CacheService& service, 
         auto existing = service.cache(d.name);
         if (existing) {
             // The file decides retention and size caps of the caches it names.
-            if (d.settings.retention || d.settings.max_size) {
+            // (and their upstreams, when it lists them).
+            if (d.settings.retention || d.settings.max_size || d.settings.upstreams) {
                 cache::CacheSettings limits;
                 limits.retention = d.settings.retention;
                 limits.max_size = d.settings.max_size;
+                limits.upstreams = d.settings.upstreams;
                 TRY(service.configure(d.name, limits));
             }
             continue;
@@ -209,6 +211,7 @@ Result<void> serve(const ServeOptions& o) {
     config.data_dir = fs::absolute(config.data_dir);
     if (config.database.empty()) config.database = "sqlite://" + (config.data_dir / "larder.db").string();
     if (config.storage.empty()) config.storage = "file://" + (config.data_dir / "blobs").string();
+    config.cache.spool_dir = (config.data_dir / "spool").string();  // pull-through downloads (unlinked files)
     if (config.storage.starts_with("s3://") && !config.chunk_sizes_given) config.cache.use_remote_chunk_sizes();
 
     TRY_ASSIGN(auto db, db::open_metadata_store(config.database));

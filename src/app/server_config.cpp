@@ -96,7 +96,7 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
     }
     TRY(check_keys(*path, t, "", {"listen", "metrics_listen", "data_dir", "database", "storage", "public_url", "key_prefix",
                                   "threads", "workers", "log_level", "log_format", "log_requests", "limits", "timeouts", "tls", "caches", "chunks",
-                                  "s3", "gc"}));
+                                  "s3", "gc", "upstream"}));
     std::string data_dir = config.data_dir.string();
     TRY(read(*path, t, "listen", config.server.listen));
     TRY(read(*path, t, "metrics_listen", config.server.metrics_listen));
@@ -229,12 +229,31 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
         config.gc_interval = std::chrono::seconds(interval);
         config.use_flush = std::chrono::seconds(flush);
     }
+    if (auto* up = t["upstream"].as_table()) {
+        TRY(check_keys(*path, *up, "upstream.", {"miss_ttl", "breaker", "narinfo_ttl"}));
+        for (auto [key, target] : {std::pair{"miss_ttl", &config.cache.upstream_miss_ttl},
+                                   std::pair{"breaker", &config.cache.upstream_breaker}}) {
+            std::string text;
+            TRY(read(*path, *up, key, text));
+            if (text.empty()) continue;
+            auto ms = parse_duration_ms(text);
+            if (!ms) return bad(*path, fmt::format("upstream.{}: {}", key, ms.error().message));
+            *target = std::chrono::milliseconds(*ms);
+        }
+        std::string text;
+        TRY(read(*path, *up, "narinfo_ttl", text));
+        if (!text.empty()) {
+            auto seconds = parse_duration(text);
+            if (!seconds) return bad(*path, fmt::format("upstream.narinfo_ttl: {}", seconds.error().message));
+            config.cache.upstream_path_ttl = std::chrono::seconds(*seconds);
+        }
+    }
     if (auto* caches = t["caches"].as_array()) {
         for (auto& node : *caches) {
             auto* c = node.as_table();
             if (!c) return bad(*path, "[[caches]] entries must be tables");
             TRY(check_keys(*path, *c, "caches.",
-                           {"name", "public", "priority", "upstream_keys", "retention", "max_size"}));
+                           {"name", "public", "priority", "upstream_keys", "retention", "max_size", "upstreams"}));
             CacheDeclaration d;
             TRY(read(*path, *c, "name", d.name));
             if (d.name.empty()) return bad(*path, "every [[caches]] entry needs a name");
@@ -257,6 +276,43 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
                     names.push_back(*name);
                 }
                 d.settings.upstream_keys = names;
+            }
+            // Pull-through: [[caches.upstreams]] (or an inline list), in order.
+            if (auto* ups = (*c)["upstreams"].as_array()) {
+                std::vector<cache::UpstreamSpec> list;
+                for (auto& u : *ups) {
+                    auto* up = u.as_table();
+                    if (!up) return bad(*path, "caches.upstreams entries must be tables");
+                    TRY(check_keys(*path, *up, "caches.upstreams.", {"url", "keys", "token_file", "netrc_file",
+                                                                     "timeout"}));
+                    cache::UpstreamSpec spec;
+                    TRY(read(*path, *up, "url", spec.url));
+                    if (auto* keys = (*up)["keys"].as_array())
+                        for (auto& k : *keys) {
+                            auto key = k.value_exact<std::string>();
+                            if (!key) return bad(*path, "caches.upstreams.keys must be strings");
+                            spec.keys.push_back(*key);
+                        }
+                    std::string token_file, timeout;
+                    TRY(read(*path, *up, "token_file", token_file));
+                    TRY(read(*path, *up, "netrc_file", spec.netrc_file));
+                    TRY(read(*path, *up, "timeout", timeout));
+                    if (!token_file.empty()) {
+                        // A secret: kept out of the config file itself.
+                        auto token = read_file(token_file);
+                        if (!token) return bad(*path, fmt::format("caches.upstreams.token_file: {}", token.error().message));
+                        spec.token = std::string(trim(*token));
+                    }
+                    if (!timeout.empty()) {
+                        auto ms = parse_duration_ms(timeout);
+                        if (!ms) return bad(*path, fmt::format("caches.upstreams.timeout: {}", ms.error().message));
+                        spec.timeout_ms = *ms;
+                    }
+                    list.push_back(std::move(spec));
+                }
+                auto checked = cache::check_upstreams(list);
+                if (!checked) return bad(*path, checked.error().message);
+                d.settings.upstreams = std::move(list);
             }
             // "30d" / "200G", or "none".
             for (auto [key, parse, target] :

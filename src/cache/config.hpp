@@ -63,6 +63,16 @@ struct Config {
     // used it for this long: longer than any upload can last, so that an
     // upload in flight (on any replica) never loses a chunk it found.
     int64_t gc_grace_seconds = 86400;
+    // Pull-through (caches with upstreams): a miss every upstream confirmed
+    // is remembered this long (one an unreachable upstream may not have
+    // meant, only negative_ttl); an upstream that failed is not asked for
+    // `upstream_breaker`; an upstream's narinfo is trusted this long before
+    // it is asked again; downloads are spooled for their readers in
+    // `spool_dir` (unlinked files).
+    std::chrono::milliseconds upstream_miss_ttl{600000};
+    std::chrono::milliseconds upstream_breaker{30000};
+    std::chrono::seconds upstream_path_ttl{86400};
+    std::string spool_dir = "/var/tmp";
 };
 
 }  // namespace larder::cache

@@ -110,6 +110,10 @@ Result<db::CacheRow> CacheService::create_cache(std::string_view name, const Cac
     row.upstream_keys = s.upstream_keys.value_or(std::vector<std::string>{std::string(k_nixos_cache_key)});
     if (s.retention) row.retention = *s.retention;
     if (s.max_size) row.max_size = *s.max_size;
+    if (s.upstreams) {
+        TRY(check_upstreams(*s.upstreams));
+        row.upstreams = render_upstreams(*s.upstreams);
+    }
     auto key = crypto::SecretKey::generate(fmt::format("{}-{}-1", m_config.key_prefix, name));
     TRY_ASSIGN(auto created, m_db.create_cache(row, db::KeyRow{0, 0, key.to_string(), key.public_key().to_string(), true}));
     forget_cache(name);
@@ -166,6 +170,10 @@ Result<db::CacheRow> CacheService::configure(std::string_view name, const CacheS
     if (s.upstream_keys) row.upstream_keys = *s.upstream_keys;
     if (s.retention) row.retention = *s.retention;
     if (s.max_size) row.max_size = *s.max_size;
+    if (s.upstreams) {
+        TRY(check_upstreams(*s.upstreams));
+        row.upstreams = render_upstreams(*s.upstreams);
+    }
     TRY(m_db.update_cache(row));
     forget_cache(name);
     return row;
@@ -235,11 +243,14 @@ Result<std::string> CacheService::narinfo(const db::CacheRow& cache, std::string
     if (!memo) {
         TRY_ASSIGN(auto object, m_db.find_object(cache.id, hash_part));
         memo = std::optional<std::string>();  // a known absence
+        auto ttl = m_config.negative_ttl;
         if (object) {
             TRY_ASSIGN(auto info, to_nar_info(*object));
             memo = std::optional<std::string>(info.render(cache.store_dir));
+        } else {
+            TRY_ASSIGN(memo, proxied_narinfo(cache, hash_part, ttl));  // nullopt: no upstreams, or none has it
         }
-        m_narinfos.put(key, *memo, *memo ? m_config.lookup_ttl : m_config.negative_ttl, *memo ? (*memo)->size() : 0);
+        m_narinfos.put(key, *memo, *memo ? m_config.lookup_ttl : ttl, *memo ? (*memo)->size() : 0);
     }
     if (!*memo) return fail(ErrorCode::not_found, "no such path in this cache");
     m_usage.path(cache.id, hash_part);
@@ -525,7 +536,8 @@ Result<void> CacheService::commit_object(const db::CacheRow& cache, nix::NarInfo
     // The closure must be complete before the path becomes visible; the
     // references are checked again as the object is inserted (garbage
     // collection may run meanwhile, on any replica).
-    TRY(check_references(cache, info, upstream));
+    TRY_ASSIGN(auto left_upstream, references_upstream(cache, info, upstream));
+    TRY(check_references(cache, info, left_upstream));
     TRY_ASSIGN(auto key, signing_key(cache));
     info.sign(key, cache.store_dir);
     db::ObjectRow object;
@@ -538,7 +550,7 @@ Result<void> CacheService::commit_object(const db::CacheRow& cache, nix::NarInfo
     object.system = info.system;
     object.ca = info.ca;
     object.sigs = info.sigs;
-    TRY(m_db.put_object(object, references_in_cache(info, upstream)));
+    TRY(m_db.put_object(object, references_in_cache(info, left_upstream)));
     m_narinfos.erase(fmt::format("{}/{}", cache.id, object.hash_part));
     return ok();
 }
@@ -583,7 +595,8 @@ Result<PushedPath> CacheService::check_push(const db::CacheRow& cache, std::stri
                                     up.path.full(cache.store_dir), cache.name, cache.name));
         pushed.upstream.emplace_back(up.path.hash_part());
     }
-    TRY(check_references(cache, info, pushed.upstream));
+    TRY_ASSIGN(auto left_upstream, references_upstream(cache, info, pushed.upstream));
+    TRY(check_references(cache, info, left_upstream));
     return pushed;
 }
 

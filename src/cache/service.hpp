@@ -18,6 +18,7 @@
 #include "cache/config.hpp"
 #include "cache/lookup_cache.hpp"
 #include "cache/upload.hpp"
+#include "cache/upstream.hpp"
 #include "cache/usage.hpp"
 #include "crypto/keys.hpp"
 #include "db/metadata_store.hpp"
@@ -53,6 +54,7 @@ struct CacheSettings {
     // Given: set to this (nullopt inside: no retention / no cap).
     std::optional<std::optional<int64_t>> retention;
     std::optional<std::optional<int64_t>> max_size;
+    std::optional<std::vector<UpstreamSpec>> upstreams;  // given: replaces the list
 };
 
 // Garbage collection (gc.cpp).
@@ -106,6 +108,12 @@ struct ServiceCounters {
     std::atomic<uint64_t> gc_runs{0}, gc_failures{0};  // runs with and without errors (dry runs too)
     std::atomic<int64_t> gc_last_success{0};     // Unix time a real run last finished without errors
     UploadStages upload_stages;                  // of committed uploads (not of deferred ingest)
+    // Pull-through: narinfo misses an upstream answered, or none did; upstream
+    // failures (transport, 5xx, refused narinfos); NAR downloads begun and
+    // failed; bytes received; narinfo request latency.
+    std::atomic<uint64_t> upstream_hits{0}, upstream_misses{0}, upstream_errors{0};
+    std::atomic<uint64_t> upstream_nar_fetches{0}, upstream_nar_failures{0}, upstream_bytes{0};
+    Histogram upstream_latency;
 };
 
 struct PinInfo {
@@ -151,6 +159,11 @@ public:
     // to that name's compression (bzip2 gets zstd, which Nix 2.8 detects).
     Result<std::unique_ptr<Source>> open_uploaded_nar(const db::CacheRow& cache, std::string_view file);
     Result<std::unique_ptr<NarUpload>> begin_upload(const db::CacheRow& cache, std::string_view file);
+    // Pull-through (proxy.cpp): the NAR of a path an upstream has, by the
+    // name its narinfo gave (nar/upstream-<NarHash>.nar.zst): fetched once,
+    // streamed to every reader as it arrives, stored as chunks.
+    Result<std::unique_ptr<Source>> open_upstream_nar(const db::CacheRow& cache, std::string_view file);
+    struct Download;  // (proxy.cpp)
     // Records a finished upload under the name the client PUT it as.
     Result<void> record_upload(const db::CacheRow& cache, std::string_view file, const NarUpload& upload);
     // Upload bodies (receive.cpp): written to as they arrive; finish()
@@ -255,6 +268,26 @@ private:
     Result<void> commit_object(const db::CacheRow& cache, nix::NarInfo info, const db::NarRow& nar,
                                const std::vector<std::string>& upstream);
 
+    // Pull-through (proxy.cpp). A narinfo miss asked of the upstreams:
+    // the narinfo to serve, or nullopt with `ttl` set for remembering that.
+    Result<std::optional<std::string>> proxied_narinfo(const db::CacheRow& cache, std::string_view hash_part,
+                                                       std::chrono::milliseconds& ttl);
+    Result<std::string> render_proxied(const db::CacheRow& cache, nix::NarInfo info);
+    // `upstream` plus the references an upstream of the cache has (and the
+    // cache does not): a path may refer to upstream paths.
+    Result<std::vector<std::string>> references_upstream(const db::CacheRow& cache, const nix::NarInfo& info,
+                                                         std::vector<std::string> upstream);
+    // The stored NAR, a download to follow, or nullopt if another replica
+    // holds the download.
+    Result<std::optional<std::unique_ptr<Source>>> try_open_upstream_nar(const db::CacheRow& cache,
+                                                                         const std::string& file,
+                                                                         const std::string& nar_hash);
+    Result<void> fetch_upstream_nar(const db::CacheRow& cache, const UpstreamSpec& up,
+                                    const db::UpstreamPathRow& row, const std::string& file, Download& d);
+    bool breaker_open(const std::string& url);
+    void trip_breaker(const std::string& url, const Error& why);
+    void reset_breaker(const std::string& url);
+
     // not_found unless every chunk of the NAR is there to be served.
     Result<void> check_whole(const db::NarRow& nar);
     Result<std::vector<std::string>> remove_path(const db::CacheRow& cache, std::string_view hash_part, bool cascade,
@@ -294,6 +327,13 @@ private:
     bool m_ingest_wanted = false, m_ingest_stop = false;
     std::atomic<int64_t> m_last_upload{0};  // steady_clock ticks of the last upload begun or recorded
     std::thread m_ingest_thread;
+    struct ProxyState;
+    struct ProxyStateDeleter {
+        void operator()(ProxyState* p) const;  // (proxy.cpp, where it is complete)
+    };
+    ProxyState& proxy();  // made on first use (its threads only where upstreams are)
+    std::once_flag m_proxy_once;
+    std::unique_ptr<ProxyState, ProxyStateDeleter> m_proxy;  // last: its downloads use everything above
 };
 
 // Cache names: 1-64 of [a-z0-9._-], starting with a letter or digit, and not

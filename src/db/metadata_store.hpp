@@ -24,6 +24,19 @@ struct CacheRow {
     int64_t created_at = 0;
     std::optional<int64_t> retention;  // seconds a path is kept after its last use; none: forever
     std::optional<int64_t> max_size;   // bytes of NARs (as served) the cache may hold; none: no cap
+    std::string upstreams;             // JSON (cache/upstream.hpp); empty: none
+};
+
+// A narinfo an upstream cache answered for a path (its signature verified),
+// kept until the path's NAR is fetched (then it is an object) or it ages out.
+struct UpstreamPathRow {
+    int64_t cache_id = 0;
+    std::string hash_part;
+    std::string store_path;  // base name
+    std::string nar_hash;    // "sha256:<nix32>"
+    std::string narinfo;     // as the upstream sent it
+    std::string nar_url;     // absolute
+    int64_t seen_at = 0;
 };
 
 struct KeyRow {
@@ -202,6 +215,14 @@ public:
 
     // NAR uploads from plain Nix: the file name it PUT, until the narinfo.
     virtual Result<void> record_upload(int64_t cache_id, std::string_view name, int64_t nar_id) = 0;
+
+    // Pull-through: narinfos upstreams answered (replaced if present).
+    virtual Result<void> put_upstream_path(const UpstreamPathRow& row) = 0;
+    virtual Result<std::optional<UpstreamPathRow>> find_upstream_path(int64_t cache_id,
+                                                                      std::string_view hash_part) = 0;
+    virtual Result<std::optional<UpstreamPathRow>> find_upstream_nar(int64_t cache_id, std::string_view nar_hash) = 0;
+    // Forgets those seen before `before`; returns how many.
+    virtual Result<int64_t> expire_upstream_paths(int64_t before) = 0;
     virtual Result<std::optional<int64_t>> find_upload(int64_t cache_id, std::string_view name) = 0;
 
     // Objects (store paths in a cache).

@@ -170,6 +170,25 @@ CREATE TABLE deferred_nars (
     claimed_until INTEGER NOT NULL DEFAULT 0
 );
 )SQL",
+    // 6: pull-through caches (issue 14): a cache's upstreams (JSON, read
+    // by the cache module), and the narinfos upstreams answered, verified,
+    // for paths whose NAR is not fetched yet (by hash part, and by NarHash
+    // for the NAR request).
+    R"SQL(
+ALTER TABLE caches ADD COLUMN upstreams TEXT NOT NULL DEFAULT '';
+CREATE TABLE upstream_paths (
+    cache_id INTEGER NOT NULL REFERENCES caches(id) ON DELETE CASCADE,
+    hash_part TEXT NOT NULL,
+    store_path TEXT NOT NULL,
+    nar_hash TEXT NOT NULL,
+    narinfo TEXT NOT NULL,
+    nar_url TEXT NOT NULL,
+    seen_at INTEGER NOT NULL,
+    PRIMARY KEY (cache_id, hash_part)
+);
+CREATE INDEX upstream_paths_nar ON upstream_paths(cache_id, nar_hash);
+CREATE INDEX upstream_paths_seen ON upstream_paths(seen_at);
+)SQL",
 };
 
 // PostgreSQL: the same tables; version in schema_version, applied under an
@@ -324,6 +343,25 @@ CREATE TABLE deferred_nars (
     queued_at BIGINT NOT NULL,
     claimed_until BIGINT NOT NULL DEFAULT 0
 );
+)SQL",
+    // 6: pull-through caches (issue 14): a cache's upstreams (JSON, read
+    // by the cache module), and the narinfos upstreams answered, verified,
+    // for paths whose NAR is not fetched yet (by hash part, and by NarHash
+    // for the NAR request).
+    R"SQL(
+ALTER TABLE caches ADD COLUMN upstreams TEXT NOT NULL DEFAULT '';
+CREATE TABLE upstream_paths (
+    cache_id BIGINT NOT NULL REFERENCES caches(id) ON DELETE CASCADE,
+    hash_part TEXT NOT NULL,
+    store_path TEXT NOT NULL,
+    nar_hash TEXT NOT NULL,
+    narinfo TEXT NOT NULL,
+    nar_url TEXT NOT NULL,
+    seen_at BIGINT NOT NULL,
+    PRIMARY KEY (cache_id, hash_part)
+);
+CREATE INDEX upstream_paths_nar ON upstream_paths(cache_id, nar_hash);
+CREATE INDEX upstream_paths_seen ON upstream_paths(seen_at);
 )SQL",
 };
 

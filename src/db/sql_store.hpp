@@ -85,9 +85,9 @@ public:
         return with_transaction([&](Connection& conn) -> Result<CacheRow> {
             auto q = conn.query(
                 "INSERT INTO caches (name, is_public, priority, store_dir, upstream_keys, created_at, retention, "
-                "max_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id");
+                "max_size, upstreams) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id");
             q.bind(c.name).bind(int64_t{c.is_public}).bind(int64_t{c.priority}).bind(c.store_dir)
-                .bind(join(c.upstream_keys, ' ')).bind(now()).bind(c.retention).bind(c.max_size);
+                .bind(join(c.upstream_keys, ' ')).bind(now()).bind(c.retention).bind(c.max_size).bind(c.upstreams);
             auto r = q.step();
             if (!r) {
                 if (r.error().code == ErrorCode::conflict)
@@ -106,7 +106,7 @@ public:
     Result<CacheRow> get_cache(std::string_view name) override {
         return with_connection([&](Connection& conn) -> Result<CacheRow> {
             auto q = conn.query(
-                "SELECT id, name, is_public, priority, store_dir, upstream_keys, created_at, retention, max_size "
+                "SELECT id, name, is_public, priority, store_dir, upstream_keys, created_at, retention, max_size, upstreams "
                 "FROM caches WHERE name = ?");
             q.bind(name);
             TRY_ASSIGN(bool row, q.step());
@@ -118,7 +118,7 @@ public:
     Result<std::vector<CacheRow>> list_caches() override {
         return with_connection([&](Connection& conn) -> Result<std::vector<CacheRow>> {
             auto q = conn.query(
-                "SELECT id, name, is_public, priority, store_dir, upstream_keys, created_at, retention, max_size "
+                "SELECT id, name, is_public, priority, store_dir, upstream_keys, created_at, retention, max_size, upstreams "
                 "FROM caches ORDER BY name");
             std::vector<CacheRow> rows;
             for (;;) {
@@ -133,9 +133,9 @@ public:
         return with_connection([&](Connection& conn) {
             auto q = conn.query(
                 "UPDATE caches SET is_public = ?, priority = ?, store_dir = ?, upstream_keys = ?, retention = ?, "
-                "max_size = ? WHERE id = ?");
+                "max_size = ?, upstreams = ? WHERE id = ?");
             q.bind(int64_t{c.is_public}).bind(int64_t{c.priority}).bind(c.store_dir)
-                .bind(join(c.upstream_keys, ' ')).bind(c.retention).bind(c.max_size).bind(c.id);
+                .bind(join(c.upstream_keys, ' ')).bind(c.retention).bind(c.max_size).bind(c.upstreams).bind(c.id);
             return q.run();
         });
     }
@@ -399,6 +399,36 @@ public:
                 "created_at = excluded.created_at");
             q.bind(cache_id).bind(name).bind(nar_id).bind(now());
             return q.run();
+        });
+    }
+
+    Result<void> put_upstream_path(const UpstreamPathRow& r) override {
+        return with_connection([&](Connection& conn) {
+            auto q = conn.query(
+                "INSERT INTO upstream_paths (cache_id, hash_part, store_path, nar_hash, narinfo, nar_url, seen_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (cache_id, hash_part) DO UPDATE SET "
+                "store_path = excluded.store_path, nar_hash = excluded.nar_hash, narinfo = excluded.narinfo, "
+                "nar_url = excluded.nar_url, seen_at = excluded.seen_at");
+            q.bind(r.cache_id).bind(r.hash_part).bind(r.store_path).bind(r.nar_hash).bind(r.narinfo).bind(r.nar_url)
+                .bind(r.seen_at);
+            return q.run();
+        });
+    }
+
+    Result<std::optional<UpstreamPathRow>> find_upstream_path(int64_t cache_id, std::string_view hash_part) override {
+        return find_upstream_by("hash_part", cache_id, hash_part);
+    }
+
+    Result<std::optional<UpstreamPathRow>> find_upstream_nar(int64_t cache_id, std::string_view nar_hash) override {
+        return find_upstream_by("nar_hash", cache_id, nar_hash);
+    }
+
+    Result<int64_t> expire_upstream_paths(int64_t before) override {
+        return with_connection([&](Connection& conn) -> Result<int64_t> {
+            auto q = conn.query("DELETE FROM upstream_paths WHERE seen_at < ? RETURNING cache_id");
+            q.bind(before);
+            TRY_ASSIGN(auto ids, column_i64(q));
+            return static_cast<int64_t>(ids.size());
         });
     }
 
@@ -990,11 +1020,29 @@ private:
         return nar;
     }
 
+    Result<std::optional<UpstreamPathRow>> find_upstream_by(const char* column, int64_t cache_id,
+                                                            std::string_view value) {
+        return with_connection([&](Connection& conn) -> Result<std::optional<UpstreamPathRow>> {
+            // Two statement texts, each prepared once.
+            auto q = conn.query(std::string_view(column) == "hash_part"
+                                    ? "SELECT cache_id, hash_part, store_path, nar_hash, narinfo, nar_url, seen_at "
+                                      "FROM upstream_paths WHERE cache_id = ? AND hash_part = ?"
+                                    : "SELECT cache_id, hash_part, store_path, nar_hash, narinfo, nar_url, seen_at "
+                                      "FROM upstream_paths WHERE cache_id = ? AND nar_hash = ? LIMIT 1");
+            q.bind(cache_id).bind(value);
+            TRY_ASSIGN(bool row, q.step());
+            if (!row) return std::optional<UpstreamPathRow>();
+            return std::optional<UpstreamPathRow>(
+                UpstreamPathRow{q.i64(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5), q.i64(6)});
+        });
+    }
+
     static CacheRow cache_row(Query& q) {
         CacheRow c{q.i64(0), q.text(1), q.i64(2) != 0, static_cast<int>(q.i64(3)), q.text(4),
                    split_list(q.text(5), ' '), q.i64(6), {}, {}};
         if (!q.is_null(7)) c.retention = q.i64(7);
         if (!q.is_null(8)) c.max_size = q.i64(8);
+        c.upstreams = q.text(9);
         return c;
     }
 

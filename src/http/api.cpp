@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "cache/upstream.hpp"
 #include "http/handlers.hpp"
 #include "nix/store_path.hpp"
 #include "util/strings.hpp"
@@ -59,6 +60,12 @@ Result<std::optional<T>> field(const json& j, const char* name) {
     }
 }
 
+// A cache's upstreams as the API shows them: tokens never, only whether set.
+json upstreams_of(const db::CacheRow& c) {
+    auto list = cache::parse_upstreams(c.upstreams);
+    return list ? json::parse(cache::describe_upstreams_json(*list)) : json::array();
+}
+
 Result<cache::CacheSettings> settings_from(const json& j) {
     cache::CacheSettings s;
     TRY_ASSIGN(s.is_public, field<bool>(j, "public"));
@@ -67,6 +74,11 @@ Result<cache::CacheSettings> settings_from(const json& j) {
         return fail(ErrorCode::invalid_input, "field 'priority' must be an integer from 0 to 10000");
     TRY_ASSIGN(s.priority, field<int>(j, "priority"));
     TRY_ASSIGN(s.upstream_keys, field<std::vector<std::string>>(j, "upstream_keys"));
+    // Pull-through: the whole list, in order ([] removes them).
+    if (j.contains("upstreams")) {
+        if (!j["upstreams"].is_array()) return fail(ErrorCode::invalid_input, "field 'upstreams' must be a list");
+        TRY_ASSIGN(s.upstreams, cache::parse_upstreams(j["upstreams"].dump()));
+    }
     // Seconds and bytes; 0 removes the setting.
     for (auto [name, target] : {std::pair{"retention", &s.retention}, std::pair{"max_size", &s.max_size}}) {
         if (!j.contains(name)) continue;
@@ -163,7 +175,8 @@ Result<Response> Handler::api_caches(const Prepared& p, Request& request, std::s
                     {"public_key", public_keys.empty() ? json() : public_keys[0]},
                     {"public_keys", public_keys},
                     {"retention", c.retention ? json(*c.retention) : json()},
-                    {"max_size", c.max_size ? json(*c.max_size) : json()}};
+                    {"max_size", c.max_size ? json(*c.max_size) : json()},
+                    {"upstreams", upstreams_of(c)}};
     };
     if (rest.empty()) {
         if (request.method == Method::get) {

@@ -305,6 +305,20 @@ std::string Handler::render_metrics(bool per_cache) {
                    "# TYPE larder_upload_stage_seconds histogram\n";
         h->render(out, "larder_upload_stage_seconds", fmt::format("stage=\"{}\"", stage));
     }
+    counter("larder_upstream_narinfo_hits_total", "Narinfo misses an upstream answered (signature verified).",
+            c.upstream_hits);
+    counter("larder_upstream_narinfo_misses_total", "Narinfo misses no upstream had.", c.upstream_misses);
+    counter("larder_upstream_errors_total",
+            "Upstream failures: unreachable, timed out, 5xx, refused credentials, or a narinfo refused.",
+            c.upstream_errors);
+    counter("larder_upstream_nar_fetches_total", "NARs fetched from upstreams (each once, however many readers).",
+            c.upstream_nar_fetches);
+    counter("larder_upstream_nar_failures_total", "Upstream NAR fetches that failed (transport or verification).",
+            c.upstream_nar_failures);
+    counter("larder_upstream_received_bytes_total", "Bytes received from upstreams for NARs.", c.upstream_bytes);
+    out += "# HELP larder_upstream_narinfo_seconds Time upstreams took to answer a narinfo request.\n"
+           "# TYPE larder_upstream_narinfo_seconds histogram\n";
+    c.upstream_latency.render(out, "larder_upstream_narinfo_seconds", "");
     auto pool = m_service.database_pool();
     gauge("larder_db_connections", "Database connections open (idle or in use).", pool.open);
     gauge("larder_db_connections_in_use", "Database connections running a query or transaction.", pool.in_use);
@@ -382,10 +396,14 @@ Result<Response> Handler::handle_nar(const Prepared& p, const Request& request) 
             TRY_ASSIGN(bool uploaded, m_service.has_nar_file(*p.cache, p.route.name));
             if (uploaded) return text_response(200, "");
         }
-        TRY_ASSIGN(auto stream, m_service.open_uploaded_nar(*p.cache, p.route.name));
+        auto stream = m_service.open_uploaded_nar(*p.cache, p.route.name);
+        // A path an upstream has: fetched now (streamed as it arrives).
+        if (!stream && stream.error().code == ErrorCode::not_found && request.method == Method::get)
+            stream = m_service.open_upstream_nar(*p.cache, p.route.name);
+        if (!stream) return Failure{std::move(stream).error()};
         Response r;
         r.content_type = "application/x-nix-nar";
-        r.stream = std::move(stream);
+        r.stream = std::move(*stream);
         return r;
     }
     if (!nar) return Failure{std::move(nar).error()};

@@ -109,15 +109,17 @@ private:
     uint64_t m_count = 0;
 };
 
-// Writes every byte to two sinks.
+// Writes every byte to two sinks. finish() finishes both, or neither when
+// the caller finishes them itself, in an order of its own.
 class TeeSink : public Sink {
 public:
-    TeeSink(Sink& a, Sink& b) : m_a(a), m_b(b) {}
+    TeeSink(Sink& a, Sink& b, bool finish_both = true) : m_a(a), m_b(b), m_finish_both(finish_both) {}
     Result<void> write(std::string_view data) override {
         TRY(m_a.write(data));
         return m_b.write(data);
     }
     Result<void> finish() override {
+        if (!m_finish_both) return ok();
         TRY(m_a.finish());
         return m_b.finish();
     }
@@ -125,6 +127,7 @@ public:
 private:
     Sink& m_a;
     Sink& m_b;
+    bool m_finish_both;
 };
 
 }  // namespace larder

@@ -42,6 +42,17 @@ Result<int64_t> parse_duration(std::string_view text) {
     return static_cast<int64_t>(*n) * (unit ? unit : 1);
 }
 
+Result<int64_t> parse_duration_ms(std::string_view text) {
+    if (text.ends_with("ms")) {
+        auto n = parse_u64(text.substr(0, text.size() - 2));
+        if (!n || *n == 0 || *n > 100000000)
+            return fail(ErrorCode::invalid_input, fmt::format("invalid duration '{}'", printable(text, 40)));
+        return static_cast<int64_t>(*n);
+    }
+    TRY_ASSIGN(auto seconds, parse_duration(text));
+    return seconds * 1000;
+}
+
 Result<int64_t> parse_size(std::string_view text) {
     auto digits = text;
     if (digits.ends_with("iB")) digits.remove_suffix(2);

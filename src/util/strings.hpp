@@ -22,6 +22,8 @@ std::optional<uint64_t> parse_u64(std::string_view s);
 
 // "90d", "12h", "30m", "45s", "2w" (or plain seconds) -> seconds, at least 1.
 Result<int64_t> parse_duration(std::string_view text);
+// The same, or "500ms" -> milliseconds.
+Result<int64_t> parse_duration_ms(std::string_view text);
 // "200G", "512M", "64K", "2T" (powers of 1024; a trailing "B" or "iB" is
 // allowed) or plain bytes -> bytes, at least 1.
 Result<int64_t> parse_size(std::string_view text);

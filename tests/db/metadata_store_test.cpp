@@ -283,6 +283,36 @@ TEST_P(MetadataStoreTest, DeferredIngestPrimitives) {
         << "a NarHash that differs is an error";
 }
 
+// Pull-through: a cache's upstreams round-trip; narinfos upstreams answered
+// are found by hash part and by NarHash, replaced, expired, and go with
+// their cache.
+TEST_P(MetadataStoreTest, UpstreamPaths) {
+    auto c = make_cache("proxy");
+    c.upstreams = R"([{"url":"http://up","keys":["k:x"]}])";
+    ASSERT_TRUE(m_store->update_cache(c));
+    EXPECT_EQ(m_store->get_cache("proxy")->upstreams, c.upstreams);
+    UpstreamPathRow row{c.id, "0123456789abcdfghijklmnpqrsvwxyz", "0123456789abcdfghijklmnpqrsvwxyz-x",
+                        "sha256:aaaa", "StorePath: ...", "http://up/nar/a.nar.xz", 100};
+    ASSERT_TRUE(m_store->put_upstream_path(row));
+    row.narinfo = "StorePath: ... (again)";
+    row.seen_at = 200;
+    ASSERT_TRUE(m_store->put_upstream_path(row)) << "the same path again replaces it";
+    auto by_hash = m_store->find_upstream_path(c.id, row.hash_part);
+    ASSERT_TRUE(by_hash && *by_hash);
+    EXPECT_EQ((*by_hash)->narinfo, row.narinfo);
+    EXPECT_EQ((*by_hash)->seen_at, 200);
+    auto by_nar = m_store->find_upstream_nar(c.id, "sha256:aaaa");
+    ASSERT_TRUE(by_nar && *by_nar);
+    EXPECT_EQ((*by_nar)->nar_url, row.nar_url);
+    EXPECT_FALSE(*m_store->find_upstream_nar(c.id + 1, "sha256:aaaa")) << "another cache's";
+    EXPECT_EQ(*m_store->expire_upstream_paths(150), 0);
+    EXPECT_EQ(*m_store->expire_upstream_paths(201), 1);
+    EXPECT_FALSE(*m_store->find_upstream_path(c.id, row.hash_part));
+    ASSERT_TRUE(m_store->put_upstream_path(row));
+    ASSERT_TRUE(m_store->delete_cache(c.id));
+    EXPECT_EQ(*m_store->expire_upstream_paths(1000), 0) << "deleted with its cache";
+}
+
 TEST_P(MetadataStoreTest, CacheSizes) {
     auto a = make_cache("a");
     make_cache("b");

@@ -10,11 +10,13 @@ TMP=$(mktemp -d /tmp/larder-e2e.XXXXXX)
 export XDG_CACHE_HOME=$TMP/xdg-cache   # Nix's narinfo cache, fresh per test
 source "$LARDER_SOURCE/tests/peers/ceph_s3.sh"
 source "$LARDER_SOURCE/tests/peers/postgres.sh"
+source "$LARDER_SOURCE/tests/peers/nginx.sh"
 cleanup() {
     if [ -n "${SERVER_PID:-}" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
     if [ -n "${SERVER2_PID:-}" ]; then kill "$SERVER2_PID" 2>/dev/null || true; fi
     ceph_s3_stop
     postgres_stop
+    nginx_stop
     if [ -n "${KEEP_TMP:-}" ]; then return 0; fi
     chmod -R u+w "$TMP" 2>/dev/null || true
     rm -rf "$TMP"

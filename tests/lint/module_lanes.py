@@ -19,7 +19,8 @@ MODULES = {
     "blob": {"util"},
     "sqlite": {"util"},
     "db": {"util", "nix", "sqlite"},
-    "cache": {"util", "crypto", "nix", "nar", "codec", "chunk", "blob", "db"},
+    "upstream": {"util"},
+    "cache": {"util", "crypto", "nix", "nar", "codec", "chunk", "blob", "db", "upstream"},
     "http": {"util", "nix", "cache"},
     "client": {"util", "crypto", "nix", "nar", "codec", "chunk", "sqlite"},
     "app": None,  # wires everything
@@ -32,7 +33,7 @@ LIBRARIES = {
     "bzlib.h": {"codec"},
     "sqlite3.h": {"sqlite", "db"},
     "libpq-fe.h": {"db"},
-    "curl/": {"blob", "client"},
+    "curl/": {"blob", "client", "upstream"},
     "boost/": {"http", "app"},
     "nlohmann/": {"cache", "http", "client", "app"},
     "toml++/": {"client", "app"},

@@ -1,0 +1,490 @@
+// Pull-through caches (issue 14): a cache's upstreams answer the narinfos
+// it lacks, and their NARs are fetched on the first request for them,
+// streamed to that client (and to every client asking meanwhile) while they
+// are verified and stored as chunks like any upload.
+//
+//   narinfo miss -> upstreams in order (skipping those whose breaker is
+//   open) -> the first 200 whose signature verifies with that upstream's keys
+//   is remembered (upstream_paths) and served with URL
+//   nar/upstream-<NarHash>.nar.zst, its signatures plus the cache's own.
+//
+//   GET that name -> stored already (uploads)? served from chunks. Else one
+//   download per NAR: in this process (a map of downloads), and across
+//   replicas (a lease; the others wait for the stored NAR). The download
+//   decompresses the upstream's file once and feeds the upload pipeline and
+//   a zstd stream spooled to an unlinked file that every reader follows. The
+//   stream's last bytes are written only after the NarHash and NarSize
+//   match the signed narinfo and the path is committed, so a client never
+//   receives a whole stream of unverified bytes.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "cache/service.hpp"
+#include "cache/upstream.hpp"
+#include "codec/codec.hpp"
+#include "upstream/fetch.hpp"
+#include "util/strings.hpp"
+
+namespace larder::cache {
+
+// --- upstream specs ----------------------------------------------------------
+
+Result<void> check_upstreams(const std::vector<UpstreamSpec>& upstreams) {
+    for (const auto& u : upstreams) {
+        if (!u.url.starts_with("http://") && !u.url.starts_with("https://"))
+            return fail(ErrorCode::invalid_input,
+                        fmt::format("upstream URL '{}' must start with http:// or https://", printable(u.url, 200)));
+        if (u.url.ends_with('/')) return fail(ErrorCode::invalid_input, "an upstream URL must not end with '/'");
+        if (u.keys.empty())
+            return fail(ErrorCode::invalid_input,
+                        fmt::format("upstream {} needs at least one public key (NAME:BASE64): its narinfos are "
+                                    "accepted only with a valid signature",
+                                    u.url));
+        for (const auto& k : u.keys)
+            if (!crypto::parse_public_key(k))
+                return fail(ErrorCode::invalid_input,
+                            fmt::format("'{}' is not a public key (NAME:BASE64 of 32 bytes)", printable(k, 200)));
+        if (u.timeout_ms < 100 || u.timeout_ms > 600000)
+            return fail(ErrorCode::invalid_input, "an upstream timeout must be 100 ms to 10 minutes");
+    }
+    return ok();
+}
+
+Result<std::vector<UpstreamSpec>> parse_upstreams(std::string_view text) {
+    std::vector<UpstreamSpec> out;
+    if (text.empty()) return out;
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_array()) return fail(ErrorCode::invalid_input, "upstreams must be a JSON array");
+    for (const auto& e : j) {
+        if (!e.is_object() || !e.contains("url") || !e["url"].is_string())
+            return fail(ErrorCode::invalid_input, "each upstream needs a \"url\"");
+        UpstreamSpec u;
+        u.url = e["url"].get<std::string>();
+        if (e.contains("keys")) {
+            if (!e["keys"].is_array()) return fail(ErrorCode::invalid_input, "an upstream's \"keys\" is a list");
+            for (const auto& k : e["keys"]) {
+                if (!k.is_string()) return fail(ErrorCode::invalid_input, "an upstream key is a string");
+                u.keys.push_back(k.get<std::string>());
+            }
+        }
+        if (e.contains("token") && e["token"].is_string()) u.token = e["token"].get<std::string>();
+        if (e.contains("netrc_file") && e["netrc_file"].is_string()) u.netrc_file = e["netrc_file"].get<std::string>();
+        if (e.contains("timeout_ms") && e["timeout_ms"].is_number_integer()) u.timeout_ms = e["timeout_ms"].get<int64_t>();
+        out.push_back(std::move(u));
+    }
+    TRY(check_upstreams(out));
+    return out;
+}
+
+namespace {
+
+nlohmann::json upstreams_json(const std::vector<UpstreamSpec>& upstreams, bool with_secrets) {
+    auto list = nlohmann::json::array();
+    for (const auto& u : upstreams) {
+        nlohmann::json e{{"url", u.url}, {"keys", u.keys}, {"timeout_ms", u.timeout_ms}};
+        if (with_secrets) {
+            if (!u.token.empty()) e["token"] = u.token;
+        } else {
+            e["token_set"] = !u.token.empty();
+        }
+        if (!u.netrc_file.empty()) e["netrc_file"] = u.netrc_file;
+        list.push_back(std::move(e));
+    }
+    return list;
+}
+
+}  // namespace
+
+std::string render_upstreams(const std::vector<UpstreamSpec>& upstreams) {
+    return upstreams.empty() ? std::string() : upstreams_json(upstreams, true).dump();
+}
+
+std::string describe_upstreams_json(const std::vector<UpstreamSpec>& upstreams) {
+    return upstreams_json(upstreams, false).dump();
+}
+
+std::vector<crypto::PublicKey> upstream_keys(const UpstreamSpec& upstream) {
+    std::vector<crypto::PublicKey> keys;
+    for (const auto& k : upstream.keys)
+        if (auto key = crypto::parse_public_key(k)) keys.push_back(std::move(*key));
+    return keys;
+}
+
+// --- downloads ---------------------------------------------------------------
+
+namespace {
+
+upstream::Endpoint endpoint(const UpstreamSpec& u) {
+    return upstream::Endpoint{u.url, u.token, u.netrc_file, std::chrono::milliseconds(u.timeout_ms)};
+}
+
+int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
+
+}  // namespace
+
+// One NAR being fetched: the zstd stream for clients, in an unlinked file
+// that grows; readers wait for more, for the end, or for the failure.
+struct CacheService::Download {
+    std::mutex mutex;
+    std::condition_variable grew;
+    int fd = -1;
+    uint64_t written = 0;
+    bool done = false;
+    std::optional<Error> failed;
+    ~Download() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+struct CacheService::ProxyState {
+    std::mutex mutex;
+    std::unordered_map<std::string, std::chrono::steady_clock::time_point> open_until;  // breakers, by URL
+    std::unordered_map<std::string, std::shared_ptr<Download>> downloads;  // by "<cache id>/<NarHash>"
+    TaskPool pool{32};  // downloads under way (each mostly waits on the network)
+};
+
+namespace {
+
+class SpoolSink : public Sink {
+public:
+    explicit SpoolSink(CacheService::Download& d) : m_d(d) {}
+    Result<void> write(std::string_view data) override {
+        uint64_t at;
+        {
+            std::lock_guard lock(m_d.mutex);
+            at = m_d.written;
+        }
+        size_t done = 0;
+        while (done < data.size()) {
+            auto n = ::pwrite(m_d.fd, data.data() + done, data.size() - done, static_cast<off_t>(at + done));
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                return fail(ErrorCode::unavailable, fmt::format("cannot write the download spool: {}", strerror(errno)));
+            }
+            done += static_cast<size_t>(n);
+        }
+        {
+            std::lock_guard lock(m_d.mutex);
+            m_d.written += data.size();
+        }
+        m_d.grew.notify_all();
+        return ok();
+    }
+
+private:
+    CacheService::Download& m_d;
+};
+
+class SpoolReader : public Source {
+public:
+    explicit SpoolReader(std::shared_ptr<CacheService::Download> d) : m_d(std::move(d)) {}
+    Result<size_t> read(char* buf, size_t len) override {
+        uint64_t available;
+        {
+            std::unique_lock lock(m_d->mutex);
+            m_d->grew.wait(lock, [&] { return m_d->written > m_offset || m_d->done || m_d->failed; });
+            if (m_d->failed) return Failure{*m_d->failed};
+            available = m_d->written - m_offset;
+            if (available == 0) return size_t{0};  // done
+        }
+        auto n = ::pread(m_d->fd, buf, std::min<uint64_t>(len, available), static_cast<off_t>(m_offset));
+        if (n < 0) return fail(ErrorCode::unavailable, fmt::format("cannot read the download spool: {}", strerror(errno)));
+        m_offset += static_cast<uint64_t>(n);
+        return static_cast<size_t>(n);
+    }
+
+private:
+    std::shared_ptr<CacheService::Download> m_d;
+    uint64_t m_offset = 0;
+};
+
+// Another replica is fetching the NAR: waits (at its first read) until it
+// is stored, or until that replica's lease lapses and this one takes over.
+class WaitingSource : public Source {
+public:
+    using Attempt = std::function<Result<std::optional<std::unique_ptr<Source>>>()>;
+    explicit WaitingSource(Attempt attempt) : m_attempt(std::move(attempt)) {}
+    Result<size_t> read(char* buf, size_t len) override {
+        auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(30);
+        while (!m_inner) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+            TRY_ASSIGN(auto source, m_attempt());
+            if (source) m_inner = std::move(*source);
+            else if (std::chrono::steady_clock::now() > give_up)
+                return fail(ErrorCode::unavailable, "another replica's download of this NAR did not finish in time");
+        }
+        return m_inner->read(buf, len);
+    }
+
+private:
+    Attempt m_attempt;
+    std::unique_ptr<Source> m_inner;
+};
+
+constexpr int64_t k_lease_seconds = 60;  // renewed every 20 s of downloading
+
+std::string lease_name(int64_t cache_id, std::string_view nar_hash) {
+    return fmt::format("proxy:{}:{}", cache_id, nar_hash);
+}
+
+}  // namespace
+
+void CacheService::ProxyStateDeleter::operator()(ProxyState* p) const { delete p; }
+
+CacheService::ProxyState& CacheService::proxy() {
+    std::call_once(m_proxy_once, [this] { m_proxy.reset(new ProxyState); });
+    return *m_proxy;
+}
+
+bool CacheService::breaker_open(const std::string& url) {
+    std::lock_guard lock(proxy().mutex);
+    auto it = proxy().open_until.find(url);
+    return it != proxy().open_until.end() && std::chrono::steady_clock::now() < it->second;
+}
+
+void CacheService::trip_breaker(const std::string& url, const Error& why) {
+    {
+        std::lock_guard lock(proxy().mutex);
+        proxy().open_until[url] = std::chrono::steady_clock::now() + m_config.upstream_breaker;
+    }
+    ++m_counters.upstream_errors;
+    spdlog::warn("upstream {} failed ({}); not asked again for {} s", url, why.message,
+                 std::chrono::duration_cast<std::chrono::seconds>(m_config.upstream_breaker).count());
+}
+
+void CacheService::reset_breaker(const std::string& url) {
+    std::lock_guard lock(proxy().mutex);
+    proxy().open_until.erase(url);
+}
+
+Result<std::string> CacheService::render_proxied(const db::CacheRow& cache, nix::NarInfo info) {
+    info.url = fmt::format("nar/{}{}.nar.zst", k_upstream_nar_prefix, info.nar_hash.to_nix32());
+    info.compression = "zstd";
+    info.file_hash.reset();
+    info.file_size.reset();
+    // The cache vouches for what it verified: a client trusting only the
+    // cache's key substitutes upstream paths too. The upstream's
+    // signatures stay, for clients trusting the upstream's key.
+    TRY_ASSIGN(auto key, signing_key(cache));
+    info.sign(key, cache.store_dir);
+    return info.render(cache.store_dir);
+}
+
+Result<std::optional<std::string>> CacheService::proxied_narinfo(const db::CacheRow& cache, std::string_view hash_part,
+                                                                 std::chrono::milliseconds& ttl) {
+    if (cache.upstreams.empty()) return std::optional<std::string>();
+    TRY_ASSIGN(auto upstreams, parse_upstreams(cache.upstreams));
+    // Known from an earlier answer (on any replica): no upstream request.
+    TRY_ASSIGN(auto known, m_db.find_upstream_path(cache.id, hash_part));
+    if (known && known->seen_at > unix_now() - m_config.upstream_path_ttl.count()) {
+        auto info = nix::parse_nar_info(known->narinfo, cache.store_dir);
+        if (info) return std::optional<std::string>(*render_proxied(cache, std::move(*info)));
+    }
+    bool definitive = true;  // every upstream answered
+    for (const auto& up : upstreams) {
+        if (breaker_open(up.url)) {
+            definitive = false;
+            continue;
+        }
+        auto e = endpoint(up);
+        auto started = std::chrono::steady_clock::now();
+        auto answer = upstream::get(e, fmt::format("{}.narinfo", hash_part), nix::k_max_narinfo_size);
+        m_counters.upstream_latency.observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        if (!answer) {
+            trip_breaker(up.url, answer.error());
+            definitive = false;
+            continue;
+        }
+        if (answer->status == 404 || answer->status == 410) {
+            reset_breaker(up.url);
+            continue;
+        }
+        if (answer->status != 200) {
+            // 5xx, 429, or 401/403 (a wrong token): not an answer about the path.
+            trip_breaker(up.url, Error{ErrorCode::unavailable, fmt::format("HTTP {}", answer->status)});
+            definitive = false;
+            continue;
+        }
+        reset_breaker(up.url);
+        auto info = nix::parse_nar_info(answer->body, cache.store_dir);
+        auto refuse = [&](std::string_view why) {
+            ++m_counters.upstream_errors;
+            spdlog::warn("upstream {} answered a narinfo for {} that is refused: {}", up.url, printable(hash_part, 40),
+                         why);
+        };
+        if (!info) {
+            refuse(info.error().message);
+            continue;
+        }
+        if (info->path.hash_part() != hash_part) {
+            refuse("it is for another path");
+            continue;
+        }
+        if (!codec::parse_method(info->compression)) {
+            refuse(fmt::format("compression '{}' is not one Larder reads", printable(info->compression, 40)));
+            continue;
+        }
+        auto keys = upstream_keys(up);
+        bool verified = std::any_of(keys.begin(), keys.end(),
+                                    [&](const crypto::PublicKey& k) { return info->verify(k, cache.store_dir); });
+        if (!verified) {
+            refuse("no signature on it verifies with the keys configured for that upstream");
+            continue;
+        }
+        TRY(m_db.put_upstream_path(db::UpstreamPathRow{cache.id, std::string(hash_part), info->path.base_name(),
+                                                       info->nar_hash.to_string(), answer->body,
+                                                       upstream::resolve(e, info->url), unix_now()}));
+        ++m_counters.upstream_hits;
+        TRY_ASSIGN(auto text, render_proxied(cache, std::move(*info)));
+        return std::optional<std::string>(std::move(text));
+    }
+    ++m_counters.upstream_misses;
+    // A miss every upstream confirmed is remembered longer than one an
+    // unreachable upstream may not have meant.
+    ttl = definitive ? m_config.upstream_miss_ttl : m_config.negative_ttl;
+    return std::optional<std::string>();
+}
+
+Result<std::vector<std::string>> CacheService::references_upstream(const db::CacheRow& cache,
+                                                                   const nix::NarInfo& info,
+                                                                   std::vector<std::string> upstream) {
+    if (cache.upstreams.empty()) return upstream;
+    TRY_ASSIGN(auto missing, m_db.missing_objects(cache.id, references_in_cache(info, upstream)));
+    for (const auto& base : missing) {
+        auto path = nix::StorePath::parse_base_name(base);
+        if (!path) continue;
+        TRY_ASSIGN(auto known, m_db.find_upstream_path(cache.id, path->hash_part()));
+        if (known && known->store_path == base) upstream.emplace_back(path->hash_part());
+    }
+    return upstream;
+}
+
+Result<std::unique_ptr<Source>> CacheService::open_upstream_nar(const db::CacheRow& cache, std::string_view file) {
+    auto not_found = fail(ErrorCode::not_found, "no such NAR in this cache");
+    if (cache.upstreams.empty() || !file.starts_with(k_upstream_nar_prefix) || !file.ends_with(".nar.zst"))
+        return not_found;
+    auto digest = file.substr(k_upstream_nar_prefix.size(), file.size() - k_upstream_nar_prefix.size() - 8);
+    auto hash = crypto::parse_sha256_digest(digest);
+    if (!hash) return not_found;
+    std::string nar_hash = hash->to_string();
+    TRY_ASSIGN(auto first, try_open_upstream_nar(cache, std::string(file), nar_hash));
+    if (first) return std::move(*first);
+    // Another replica holds the download: wait for it at the first read
+    // (on a stream worker, not here on a handler thread).
+    return std::unique_ptr<Source>(std::make_unique<WaitingSource>(
+        [this, cache, name = std::string(file), nar_hash] { return try_open_upstream_nar(cache, name, nar_hash); }));
+}
+
+Result<std::optional<std::unique_ptr<Source>>> CacheService::try_open_upstream_nar(const db::CacheRow& cache,
+                                                                                  const std::string& file,
+                                                                                  const std::string& nar_hash) {
+    using Opened = std::optional<std::unique_ptr<Source>>;
+    // Stored meanwhile (here or by another replica)?
+    auto stored = open_uploaded_nar(cache, file);
+    if (stored) return Opened(std::move(*stored));
+    if (stored.error().code != ErrorCode::not_found) return Failure{std::move(stored).error()};
+    auto key = fmt::format("{}/{}", cache.id, nar_hash);
+    std::lock_guard lock(proxy().mutex);
+    if (auto it = proxy().downloads.find(key); it != proxy().downloads.end())
+        return Opened(std::make_unique<SpoolReader>(it->second));
+    TRY_ASSIGN(auto row, m_db.find_upstream_nar(cache.id, nar_hash));
+    if (!row) return fail(ErrorCode::not_found, "no such NAR in this cache");
+    TRY_ASSIGN(auto upstreams, parse_upstreams(cache.upstreams));
+    // The upstream whose narinfo it was (its credentials and deadline).
+    const UpstreamSpec* source = nullptr;
+    for (const auto& u : upstreams)
+        if (row->nar_url.starts_with(u.url + "/") || row->nar_url == u.url) source = &u;
+    if (!source) return fail(ErrorCode::not_found, "the upstream this path came from is no longer configured");
+    int64_t t = unix_now();
+    TRY_ASSIGN(bool mine, m_db.take_lease(lease_name(cache.id, nar_hash), m_gc_holder, t, t + k_lease_seconds));
+    if (!mine) return Opened();
+    auto d = std::make_shared<Download>();
+    std::error_code ec;
+    std::filesystem::create_directories(m_config.spool_dir, ec);
+    d->fd = ::open(m_config.spool_dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (d->fd < 0) {
+        (void)m_db.drop_lease(lease_name(cache.id, nar_hash), m_gc_holder);
+        return fail(ErrorCode::unavailable,
+                    fmt::format("cannot make a spool file in {}: {}", m_config.spool_dir, strerror(errno)));
+    }
+    proxy().downloads.emplace(key, d);
+    ++m_counters.upstream_nar_fetches;
+    proxy().pool.submit([this, cache, row = *row, up = *source, d, key, file] {
+        auto r = fetch_upstream_nar(cache, up, row, file, *d);
+        if (!r) {
+            ++m_counters.upstream_nar_failures;
+            spdlog::warn("fetching {} from upstream {} failed: {}", row.store_path, up.url, r.error().message);
+        }
+        {
+            std::lock_guard dl(d->mutex);
+            if (r) d->done = true;
+            else d->failed = r.error();
+        }
+        d->grew.notify_all();
+        (void)m_db.drop_lease(lease_name(cache.id, row.nar_hash), m_gc_holder);
+        std::lock_guard pl(proxy().mutex);
+        proxy().downloads.erase(key);
+    });
+    return Opened(std::make_unique<SpoolReader>(d));
+}
+
+Result<void> CacheService::fetch_upstream_nar(const db::CacheRow& cache, const UpstreamSpec& up,
+                                              const db::UpstreamPathRow& row, const std::string& file,
+                                              Download& d) {
+    TRY_ASSIGN(auto info, nix::parse_nar_info(row.narinfo, cache.store_dir));
+    TRY_ASSIGN(auto method, codec::parse_method(info.compression));
+    if (info.nar_size > m_config.max_nar_size)
+        return fail(ErrorCode::too_large, fmt::format("NarSize {} is over this server's limit", info.nar_size));
+    NarUpload::Options o;
+    o.received = codec::Method::none;  // fed decompressed bytes
+    o.dedup_within = dedup_scope(cache);
+    o.pool = &m_upload_pool;
+    o.shared_budget = &m_upload_budget;
+    NarUpload upload(m_config, m_db, m_blobs, std::move(o));
+    SpoolSink spool(d);
+    TRY_ASSIGN(auto client, codec::make_compressor(codec::Method::zstd, spool, 1));
+    TeeSink tee(upload, *client, false);  // finished below, after verification
+    auto decompress = codec::make_decompressor(method, tee);
+    auto e = endpoint(up);
+    auto renewed = std::chrono::steady_clock::now();
+    uint64_t received = 0;
+    TRY_ASSIGN(long status, upstream::stream(e, row.nar_url, [&](std::string_view data) -> Result<void> {
+        received += data.size();
+        m_counters.upstream_bytes += data.size();
+        if (std::chrono::steady_clock::now() - renewed > std::chrono::seconds(20)) {
+            renewed = std::chrono::steady_clock::now();
+            int64_t t = unix_now();
+            (void)m_db.take_lease(lease_name(cache.id, row.nar_hash), m_gc_holder, t, t + k_lease_seconds);
+        }
+        return decompress->write(data);
+    }));
+    if (status != 200)
+        return fail(ErrorCode::unavailable, fmt::format("upstream {} answered HTTP {} for the NAR", up.url, status));
+    TRY(decompress->finish());
+    TRY_ASSIGN(auto nar, upload.finish_chunks());
+    if (nar.nar_hash != info.nar_hash.to_string() || nar.nar_size != info.nar_size)
+        return fail(ErrorCode::corrupt,
+                    fmt::format("upstream {} sent a NAR for {} with NarHash {} and NarSize {}, but its signed "
+                                "narinfo says {} and {}: not stored",
+                                up.url, row.store_path, nar.nar_hash, nar.nar_size, info.nar_hash.to_string(),
+                                info.nar_size));
+    TRY_ASSIGN(auto stored, m_db.insert_nar(nar));
+    // Its references need not be here: the upstream has them (it signed
+    // this path's narinfo, references included).
+    TRY_ASSIGN(auto missing, m_db.missing_objects(cache.id, references_in_cache(info, {})));
+    std::vector<std::string> left_upstream;
+    for (const auto& base : missing) left_upstream.emplace_back(base.substr(0, nix::k_hash_part_length));
+    TRY(commit_object(cache, info, stored, left_upstream));
+    TRY(m_db.record_upload(cache.id, fmt::format("nar/{}", file), stored.id));
+    (void)received;
+    return client->finish();  // the stream's end, only now
+}
+
+}  // namespace larder::cache
