@@ -23,6 +23,7 @@ struct CacheOptions {
     std::optional<int> priority;
     std::vector<std::string> upstream_keys;
     std::string retention, max_size;  // "30d" / "200G", or "none"
+    std::string proxy_retention, proxy_max_size;  // the same, for paths fetched from upstreams
     // Pull-through: "URL=KEY" (repeat a URL for more keys; order is the
     // order asked), "URL=FILE" for a private upstream's token, one timeout.
     std::vector<std::string> upstreams, upstream_token_files;
@@ -70,18 +71,21 @@ Result<json> upstreams_json(const CacheOptions& o) {
 
 Result<json> settings(const CacheOptions& o) {
     json j = json::object();
-    if (!o.retention.empty()) {
-        if (o.retention == "none") {
-            j["retention"] = 0;
+    // "none" is 0: no limit.
+    for (auto [field, text] : {std::pair{"retention", &o.retention}, std::pair{"proxy_retention", &o.proxy_retention}}) {
+        if (text->empty()) continue;
+        if (*text == "none") {
+            j[field] = 0;
         } else {
-            TRY_ASSIGN(j["retention"], parse_duration(o.retention));
+            TRY_ASSIGN(j[field], parse_duration(*text));
         }
     }
-    if (!o.max_size.empty()) {
-        if (o.max_size == "none") {
-            j["max_size"] = 0;
+    for (auto [field, text] : {std::pair{"max_size", &o.max_size}, std::pair{"proxy_max_size", &o.proxy_max_size}}) {
+        if (text->empty()) continue;
+        if (*text == "none") {
+            j[field] = 0;
         } else {
-            TRY_ASSIGN(j["max_size"], parse_size(o.max_size));
+            TRY_ASSIGN(j[field], parse_size(*text));
         }
     }
     if (o.make_public) j["public"] = true;
@@ -109,6 +113,11 @@ void print_cache(const json& c, bool as_json) {
         std::cout << fmt::format("  retention:  {} days after last use\n", c["retention"].get<int64_t>() / 86400.0);
     if (c.contains("max_size") && c["max_size"].is_number())
         std::cout << fmt::format("  max size:   {} bytes\n", c["max_size"].get<int64_t>());
+    if (c.contains("proxy_retention") && c["proxy_retention"].is_number())
+        std::cout << fmt::format("  upstream paths kept: {} days after last use\n",
+                                 c["proxy_retention"].get<int64_t>() / 86400.0);
+    if (c.contains("proxy_max_size") && c["proxy_max_size"].is_number())
+        std::cout << fmt::format("  upstream paths max size: {} bytes\n", c["proxy_max_size"].get<int64_t>());
     if (c.contains("upstreams") && c["upstreams"].is_array())
         for (const auto& u : c["upstreams"])
             std::cout << fmt::format("  upstream:   {} ({} key{}{}, timeout {} ms)\n", u.value("url", ""),
@@ -191,6 +200,11 @@ void add_cache_commands(CLI::App& app) {
             cmd->add_option("--upstream-timeout", opts->upstream_timeout,
                             "For every --upstream: connect and answer a narinfo within this (e.g. 3s, 500ms)");
             cmd->add_flag("--no-upstreams", opts->no_upstreams, "Stop pulling through from upstreams");
+            cmd->add_option("--proxy-retention", opts->proxy_retention,
+                            "For paths fetched from upstreams, instead of --retention, e.g. 7d; none: as the rest");
+            cmd->add_option("--proxy-max-size", opts->proxy_max_size,
+                            "Cap on the bytes of paths fetched from upstreams (least recently used first; paths "
+                            "your own refer to stay), e.g. 50G; none: no cap of their own");
         }
         cmd->add_flag("--json", opts->json_output, "Print JSON");
         add_client_options(*cmd, opts->client);

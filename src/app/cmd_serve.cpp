@@ -86,11 +86,14 @@ Result<void> bootstrap(const ServeConfig& config, cache::CacheService& service, 
         if (existing) {
             // The file decides retention and size caps of the caches it names.
             // (and their upstreams, when it lists them).
-            if (d.settings.retention || d.settings.max_size || d.settings.upstreams) {
+            const auto& w = d.settings;
+            if (w.retention || w.max_size || w.upstreams || w.proxy_retention || w.proxy_max_size) {
                 cache::CacheSettings limits;
-                limits.retention = d.settings.retention;
-                limits.max_size = d.settings.max_size;
-                limits.upstreams = d.settings.upstreams;
+                limits.retention = w.retention;
+                limits.max_size = w.max_size;
+                limits.upstreams = w.upstreams;
+                limits.proxy_retention = w.proxy_retention;
+                limits.proxy_max_size = w.proxy_max_size;
                 TRY(service.configure(d.name, limits));
             }
             continue;

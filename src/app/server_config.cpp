@@ -253,7 +253,8 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
             auto* c = node.as_table();
             if (!c) return bad(*path, "[[caches]] entries must be tables");
             TRY(check_keys(*path, *c, "caches.",
-                           {"name", "public", "priority", "upstream_keys", "retention", "max_size", "upstreams"}));
+                           {"name", "public", "priority", "upstream_keys", "retention", "max_size", "upstreams",
+                            "proxy_retention", "proxy_max_size"}));
             CacheDeclaration d;
             TRY(read(*path, *c, "name", d.name));
             if (d.name.empty()) return bad(*path, "every [[caches]] entry needs a name");
@@ -317,7 +318,9 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
             // "30d" / "200G", or "none".
             for (auto [key, parse, target] :
                  {std::tuple{"retention", &parse_duration, &d.settings.retention},
-                  std::tuple{"max_size", &parse_size, &d.settings.max_size}}) {
+                  std::tuple{"max_size", &parse_size, &d.settings.max_size},
+                  std::tuple{"proxy_retention", &parse_duration, &d.settings.proxy_retention},
+                  std::tuple{"proxy_max_size", &parse_size, &d.settings.proxy_max_size}}) {
                 std::string text;
                 TRY(read(*path, *c, key, text));
                 if (text.empty()) continue;

@@ -219,7 +219,12 @@ Result<GcReport> CacheService::collect_garbage(const GcOptions& options) {
                              r->deleted_bytes, r->revived, r->size_after);
             report.caches.push_back(std::move(*r));
         }
-        if (!options.dry_run) TRY(sweep(report, report.now));
+        if (!options.dry_run) {
+            // Upstream narinfos not looked at for a while are asked for again
+            // when next wanted; those of fetched paths are no longer needed.
+            TRY(m_db.expire_upstream_paths(report.now - m_config.upstream_path_ttl.count()));
+            TRY(sweep(report, report.now));
+        }
         return ok();
     };
     auto result = run();
@@ -261,34 +266,44 @@ Result<GcCacheReport> CacheService::collect_cache(const db::CacheRow& cache, con
         if (auto i = graph.find(pin.store_path)) graph.mark_closure(*i, pinned);
     for (size_t i = 0; i < n; ++i)
         if (graph.in_cycle[i]) graph.mark_closure(i, pinned);
-    for (size_t i = 0; i < n; ++i)
-        keep[i] = pinned[i] || !cache.retention || used[i] >= now - *cache.retention;
+    // Paths fetched from upstreams have their own retention (if set).
+    for (size_t i = 0; i < n; ++i) {
+        const auto& retention =
+            graph.objects[i].proxied && cache.proxy_retention ? cache.proxy_retention : cache.retention;
+        keep[i] = pinned[i] || !retention || used[i] >= now - *retention;
+    }
 
-    // The size cap: least recently used first (referrers before what they
-    // refer to on equal use), never a pinned path. Each NAR counts once.
-    std::unordered_map<int64_t, size_t> nar_users;
-    uint64_t size = 0;
-    for (size_t i = 0; i < n; ++i)
-        if (keep[i] && nar_users[graph.objects[i].nar_id]++ == 0) size += graph.objects[i].file_size;
-    if (cache.max_size && size > static_cast<uint64_t>(*cache.max_size)) {
-        std::vector<size_t> position(n);
-        for (size_t at = 0; at < graph.order.size(); ++at) position[graph.order[at]] = at;
+    // The size caps: least recently used first (referrers before what they
+    // refer to on equal use), never a pinned path nor one a kept path
+    // refers to. Each NAR counts once. First the proxied paths' own cap
+    // (over their bytes only), then the cache's (over all).
+    std::vector<size_t> position(n);
+    for (size_t at = 0; at < graph.order.size(); ++at) position[graph.order[at]] = at;
+    auto cap = [&](std::optional<int64_t> limit, bool proxied_only) -> uint64_t {
+        std::unordered_map<int64_t, size_t> nar_users;
+        uint64_t size = 0;
+        auto counts = [&](size_t i) { return keep[i] && (!proxied_only || graph.objects[i].proxied); };
+        for (size_t i = 0; i < n; ++i)
+            if (counts(i) && nar_users[graph.objects[i].nar_id]++ == 0) size += graph.objects[i].file_size;
+        if (!limit || size <= static_cast<uint64_t>(*limit)) return size;
         std::vector<size_t> candidates;
         for (auto i : graph.order)
-            if (keep[i] && !pinned[i]) candidates.push_back(i);
+            if (counts(i) && !pinned[i]) candidates.push_back(i);
         std::stable_sort(candidates.begin(), candidates.end(), [&](size_t a, size_t b) {
             return used[a] != used[b] ? used[a] < used[b] : position[a] < position[b];
         });
         for (auto i : candidates) {
-            if (size <= static_cast<uint64_t>(*cache.max_size)) break;
+            if (size <= static_cast<uint64_t>(*limit)) break;
             bool referred = std::any_of(graph.referrers[i].begin(), graph.referrers[i].end(),
                                         [&](size_t r) { return keep[r]; });
             if (referred) continue;
             keep[i] = false;
             if (--nar_users[graph.objects[i].nar_id] == 0) size -= graph.objects[i].file_size;
         }
-    }
-    report.size_after = size;
+        return size;
+    };
+    if (cache.proxy_max_size) cap(cache.proxy_max_size, true);
+    report.size_after = cap(cache.max_size, false);
     spdlog::info("gc: cache '{}': planned in {:.1f} s", cache.name, since(start));
 
     // Delete, referrers first, in transactions of k_delete_batch. A path used

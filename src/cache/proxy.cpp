@@ -284,7 +284,10 @@ Result<std::optional<std::string>> CacheService::proxied_narinfo(const db::Cache
     TRY_ASSIGN(auto known, m_db.find_upstream_path(cache.id, hash_part));
     if (known && known->seen_at > unix_now() - m_config.upstream_path_ttl.count()) {
         auto info = nix::parse_nar_info(known->narinfo, cache.store_dir);
-        if (info) return std::optional<std::string>(*render_proxied(cache, std::move(*info)));
+        if (info) {
+            TRY_ASSIGN(auto text, render_proxied(cache, std::move(*info)));
+            return std::optional<std::string>(std::move(text));
+        }
     }
     bool definitive = true;  // every upstream answered
     for (const auto& up : upstreams) {
@@ -481,7 +484,7 @@ Result<void> CacheService::fetch_upstream_nar(const db::CacheRow& cache, const U
     TRY_ASSIGN(auto missing, m_db.missing_objects(cache.id, references_in_cache(info, {})));
     std::vector<std::string> left_upstream;
     for (const auto& base : missing) left_upstream.emplace_back(base.substr(0, nix::k_hash_part_length));
-    TRY(commit_object(cache, info, stored, left_upstream));
+    TRY(commit_object(cache, info, stored, left_upstream, true));
     TRY(m_db.record_upload(cache.id, fmt::format("nar/{}", file), stored.id));
     (void)received;
     return client->finish();  // the stream's end, only now

@@ -110,6 +110,8 @@ Result<db::CacheRow> CacheService::create_cache(std::string_view name, const Cac
     row.upstream_keys = s.upstream_keys.value_or(std::vector<std::string>{std::string(k_nixos_cache_key)});
     if (s.retention) row.retention = *s.retention;
     if (s.max_size) row.max_size = *s.max_size;
+    if (s.proxy_retention) row.proxy_retention = *s.proxy_retention;
+    if (s.proxy_max_size) row.proxy_max_size = *s.proxy_max_size;
     if (s.upstreams) {
         TRY(check_upstreams(*s.upstreams));
         row.upstreams = render_upstreams(*s.upstreams);
@@ -170,6 +172,8 @@ Result<db::CacheRow> CacheService::configure(std::string_view name, const CacheS
     if (s.upstream_keys) row.upstream_keys = *s.upstream_keys;
     if (s.retention) row.retention = *s.retention;
     if (s.max_size) row.max_size = *s.max_size;
+    if (s.proxy_retention) row.proxy_retention = *s.proxy_retention;
+    if (s.proxy_max_size) row.proxy_max_size = *s.proxy_max_size;
     if (s.upstreams) {
         TRY(check_upstreams(*s.upstreams));
         row.upstreams = render_upstreams(*s.upstreams);
@@ -508,7 +512,7 @@ Result<void> CacheService::check_references(const db::CacheRow& cache, const nix
 }
 
 Result<void> CacheService::commit_object(const db::CacheRow& cache, nix::NarInfo info, const db::NarRow& nar,
-                                         const std::vector<std::string>& upstream) {
+                                         const std::vector<std::string>& upstream, bool proxied) {
     if (nar.nar_hash != info.nar_hash.to_string() || nar.nar_size != info.nar_size)
         return fail(ErrorCode::invalid_input,
                     fmt::format("narinfo for {} says NarHash {} and NarSize {}, but the uploaded NAR has "
@@ -550,6 +554,7 @@ Result<void> CacheService::commit_object(const db::CacheRow& cache, nix::NarInfo
     object.system = info.system;
     object.ca = info.ca;
     object.sigs = info.sigs;
+    object.proxied = proxied;
     TRY(m_db.put_object(object, references_in_cache(info, left_upstream)));
     m_narinfos.erase(fmt::format("{}/{}", cache.id, object.hash_part));
     return ok();

@@ -55,6 +55,10 @@ struct CacheSettings {
     std::optional<std::optional<int64_t>> retention;
     std::optional<std::optional<int64_t>> max_size;
     std::optional<std::vector<UpstreamSpec>> upstreams;  // given: replaces the list
+    // For paths fetched from upstreams, instead of retention; and a cap on
+    // their bytes within max_size (nullopt inside: none).
+    std::optional<std::optional<int64_t>> proxy_retention;
+    std::optional<std::optional<int64_t>> proxy_max_size;
 };
 
 // Garbage collection (gc.cpp).
@@ -265,8 +269,9 @@ private:
                                   const std::vector<std::string>& upstream);
     // Checks `info` against the stored NAR and its references, signs it and
     // makes the path visible.
+    // `proxied`: fetched from an upstream (its own retention and size cap).
     Result<void> commit_object(const db::CacheRow& cache, nix::NarInfo info, const db::NarRow& nar,
-                               const std::vector<std::string>& upstream);
+                               const std::vector<std::string>& upstream, bool proxied = false);
 
     // Pull-through (proxy.cpp). A narinfo miss asked of the upstreams:
     // the narinfo to serve, or nullopt with `ttl` set for remembering that.

@@ -25,6 +25,9 @@ struct CacheRow {
     std::optional<int64_t> retention;  // seconds a path is kept after its last use; none: forever
     std::optional<int64_t> max_size;   // bytes of NARs (as served) the cache may hold; none: no cap
     std::string upstreams;             // JSON (cache/upstream.hpp); empty: none
+    // For paths fetched from upstreams (objects.proxied), instead of the above.
+    std::optional<int64_t> proxy_retention;
+    std::optional<int64_t> proxy_max_size;
 };
 
 // A narinfo an upstream cache answered for a path (its signature verified),
@@ -96,6 +99,7 @@ struct ObjectRow {
     std::vector<std::string> sigs;
     int64_t created_at = 0;
     NarRow nar;  // filled by lookups that return an object
+    bool proxied = false;  // fetched from an upstream (set on insert only)
 };
 
 // What garbage collection needs of an object: no signatures, no NAR chunks.
@@ -106,6 +110,7 @@ struct GcObject {
     int64_t last_used = 0;
     int64_t nar_id = 0;
     uint64_t file_size = 0;
+    bool proxied = false;
 };
 
 struct PinRow {

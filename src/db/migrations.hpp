@@ -171,11 +171,15 @@ CREATE TABLE deferred_nars (
 );
 )SQL",
     // 6: pull-through caches (issue 14): a cache's upstreams (JSON, read
-    // by the cache module), and the narinfos upstreams answered, verified,
+    // by the cache module) and the retention and size cap of the paths
+    // fetched from them (objects.proxied), and the narinfos upstreams answered, verified,
     // for paths whose NAR is not fetched yet (by hash part, and by NarHash
     // for the NAR request).
     R"SQL(
 ALTER TABLE caches ADD COLUMN upstreams TEXT NOT NULL DEFAULT '';
+ALTER TABLE caches ADD COLUMN proxy_retention BIGINT;
+ALTER TABLE caches ADD COLUMN proxy_max_size BIGINT;
+ALTER TABLE objects ADD COLUMN proxied INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE upstream_paths (
     cache_id INTEGER NOT NULL REFERENCES caches(id) ON DELETE CASCADE,
     hash_part TEXT NOT NULL,
@@ -345,11 +349,15 @@ CREATE TABLE deferred_nars (
 );
 )SQL",
     // 6: pull-through caches (issue 14): a cache's upstreams (JSON, read
-    // by the cache module), and the narinfos upstreams answered, verified,
+    // by the cache module) and the retention and size cap of the paths
+    // fetched from them (objects.proxied), and the narinfos upstreams answered, verified,
     // for paths whose NAR is not fetched yet (by hash part, and by NarHash
     // for the NAR request).
     R"SQL(
 ALTER TABLE caches ADD COLUMN upstreams TEXT NOT NULL DEFAULT '';
+ALTER TABLE caches ADD COLUMN proxy_retention BIGINT;
+ALTER TABLE caches ADD COLUMN proxy_max_size BIGINT;
+ALTER TABLE objects ADD COLUMN proxied INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE upstream_paths (
     cache_id BIGINT NOT NULL REFERENCES caches(id) ON DELETE CASCADE,
     hash_part TEXT NOT NULL,

@@ -85,9 +85,11 @@ public:
         return with_transaction([&](Connection& conn) -> Result<CacheRow> {
             auto q = conn.query(
                 "INSERT INTO caches (name, is_public, priority, store_dir, upstream_keys, created_at, retention, "
-                "max_size, upstreams) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id");
+                "max_size, upstreams, proxy_retention, proxy_max_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "RETURNING id");
             q.bind(c.name).bind(int64_t{c.is_public}).bind(int64_t{c.priority}).bind(c.store_dir)
-                .bind(join(c.upstream_keys, ' ')).bind(now()).bind(c.retention).bind(c.max_size).bind(c.upstreams);
+                .bind(join(c.upstream_keys, ' ')).bind(now()).bind(c.retention).bind(c.max_size).bind(c.upstreams)
+                .bind(c.proxy_retention).bind(c.proxy_max_size);
             auto r = q.step();
             if (!r) {
                 if (r.error().code == ErrorCode::conflict)
@@ -106,7 +108,7 @@ public:
     Result<CacheRow> get_cache(std::string_view name) override {
         return with_connection([&](Connection& conn) -> Result<CacheRow> {
             auto q = conn.query(
-                "SELECT id, name, is_public, priority, store_dir, upstream_keys, created_at, retention, max_size, upstreams "
+                "SELECT id, name, is_public, priority, store_dir, upstream_keys, created_at, retention, max_size, upstreams, proxy_retention, proxy_max_size "
                 "FROM caches WHERE name = ?");
             q.bind(name);
             TRY_ASSIGN(bool row, q.step());
@@ -118,7 +120,7 @@ public:
     Result<std::vector<CacheRow>> list_caches() override {
         return with_connection([&](Connection& conn) -> Result<std::vector<CacheRow>> {
             auto q = conn.query(
-                "SELECT id, name, is_public, priority, store_dir, upstream_keys, created_at, retention, max_size, upstreams "
+                "SELECT id, name, is_public, priority, store_dir, upstream_keys, created_at, retention, max_size, upstreams, proxy_retention, proxy_max_size "
                 "FROM caches ORDER BY name");
             std::vector<CacheRow> rows;
             for (;;) {
@@ -133,9 +135,10 @@ public:
         return with_connection([&](Connection& conn) {
             auto q = conn.query(
                 "UPDATE caches SET is_public = ?, priority = ?, store_dir = ?, upstream_keys = ?, retention = ?, "
-                "max_size = ?, upstreams = ? WHERE id = ?");
+                "max_size = ?, upstreams = ?, proxy_retention = ?, proxy_max_size = ? WHERE id = ?");
             q.bind(int64_t{c.is_public}).bind(int64_t{c.priority}).bind(c.store_dir)
-                .bind(join(c.upstream_keys, ' ')).bind(c.retention).bind(c.max_size).bind(c.upstreams).bind(c.id);
+                .bind(join(c.upstream_keys, ' ')).bind(c.retention).bind(c.max_size).bind(c.upstreams)
+                .bind(c.proxy_retention).bind(c.proxy_max_size).bind(c.id);
             return q.run();
         });
     }
@@ -511,14 +514,14 @@ public:
             }
             auto q = conn.query(
                 "INSERT INTO objects (cache_id, hash_part, store_path, nar_id, refs, deriver, system, "
-                "ca, sigs, created_at, last_accessed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ca, sigs, created_at, last_accessed_at, proxied) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (cache_id, hash_part) DO UPDATE SET store_path = excluded.store_path, "
                 "nar_id = excluded.nar_id, refs = excluded.refs, deriver = excluded.deriver, "
                 "system = excluded.system, ca = excluded.ca, sigs = excluded.sigs, "
-                "last_accessed_at = excluded.last_accessed_at");
+                "last_accessed_at = excluded.last_accessed_at, proxied = excluded.proxied");
             q.bind(o.cache_id).bind(o.hash_part).bind(o.store_path).bind(o.nar_id)
                 .bind(join(o.references, ' ')).bind(o.deriver).bind(o.system).bind(o.ca)
-                .bind(join(o.sigs, '\n')).bind(t).bind(t);
+                .bind(join(o.sigs, '\n')).bind(t).bind(t).bind(int64_t{o.proxied});
             return q.run();
         });
     }
@@ -579,7 +582,7 @@ public:
     Result<std::vector<GcObject>> gc_objects(int64_t cache_id) override {
         return with_connection([&](Connection& conn) -> Result<std::vector<GcObject>> {
             auto q = conn.query(
-                "SELECT o.id, o.store_path, o.refs, o.last_accessed_at, o.nar_id, n.file_size "
+                "SELECT o.id, o.store_path, o.refs, o.last_accessed_at, o.nar_id, n.file_size, o.proxied "
                 "FROM objects o JOIN nars n ON n.id = o.nar_id WHERE o.cache_id = ?");
             q.bind(cache_id);
             std::vector<GcObject> rows;
@@ -587,7 +590,7 @@ public:
                 TRY_ASSIGN(bool row, q.step());
                 if (!row) return rows;
                 rows.push_back(GcObject{q.i64(0), q.text(1), split_list(q.text(2), ' '), q.i64(3), q.i64(4),
-                                        static_cast<uint64_t>(q.i64(5))});
+                                        static_cast<uint64_t>(q.i64(5)), q.i64(6) != 0});
             }
         });
     }
@@ -1043,6 +1046,8 @@ private:
         if (!q.is_null(7)) c.retention = q.i64(7);
         if (!q.is_null(8)) c.max_size = q.i64(8);
         c.upstreams = q.text(9);
+        if (!q.is_null(10)) c.proxy_retention = q.i64(10);
+        if (!q.is_null(11)) c.proxy_max_size = q.i64(11);
         return c;
     }
 

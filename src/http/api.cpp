@@ -80,7 +80,9 @@ Result<cache::CacheSettings> settings_from(const json& j) {
         TRY_ASSIGN(s.upstreams, cache::parse_upstreams(j["upstreams"].dump()));
     }
     // Seconds and bytes; 0 removes the setting.
-    for (auto [name, target] : {std::pair{"retention", &s.retention}, std::pair{"max_size", &s.max_size}}) {
+    for (auto [name, target] : {std::pair{"retention", &s.retention}, std::pair{"max_size", &s.max_size},
+                                std::pair{"proxy_retention", &s.proxy_retention},
+                                std::pair{"proxy_max_size", &s.proxy_max_size}}) {
         if (!j.contains(name)) continue;
         if (!j[name].is_number_integer() || j[name].get<int64_t>() < 0)
             return fail(ErrorCode::invalid_input, fmt::format("field '{}' must be a whole number, 0 for none", name));
@@ -176,7 +178,9 @@ Result<Response> Handler::api_caches(const Prepared& p, Request& request, std::s
                     {"public_keys", public_keys},
                     {"retention", c.retention ? json(*c.retention) : json()},
                     {"max_size", c.max_size ? json(*c.max_size) : json()},
-                    {"upstreams", upstreams_of(c)}};
+                    {"upstreams", upstreams_of(c)},
+                    {"proxy_retention", c.proxy_retention ? json(*c.proxy_retention) : json()},
+                    {"proxy_max_size", c.proxy_max_size ? json(*c.proxy_max_size) : json()}};
     };
     if (rest.empty()) {
         if (request.method == Method::get) {

@@ -5,6 +5,7 @@
 
 #include <ctime>
 
+#include "sqlite/sqlite.hpp"
 #include "support/random_bytes.hpp"
 #include "support/service_fixture.hpp"
 
@@ -140,6 +141,36 @@ TEST_F(GcTest, SizeCapRemovesLeastRecentlyUsedClosureSafely) {
     EXPECT_TRUE(present(lib));
     EXPECT_TRUE(present(fresh));
     EXPECT_LE(r["caches"][0]["size_after"].get<int64_t>(), 45000) << r.dump();
+}
+
+// Paths fetched from upstreams (marked here in the database; proxy_test
+// fetches real ones) have their own retention and size cap; a path of the
+// cache's own that refers to one keeps it.
+TEST_F(GcTest, ProxiedPathsHaveTheirOwnRetentionAndCapClosureSafely) {
+    auto dep = push("dep", {}, 20000), mine = push("mine", {dep}, 20000), up_old = push("up-old", {}, 20000),
+         up_new = push("up-new", {}, 20000), up_stale = push("up-stale", {}, 20000);
+    {
+        auto conn = sqlite::open((m_dir / "larder.db").string(), SQLITE_OPEN_READWRITE);
+        ASSERT_TRUE(conn);
+        for (const auto& p : {dep, up_old, up_new, up_stale})
+            ASSERT_TRUE((*conn)->exec(("UPDATE objects SET proxied = 1 WHERE store_path = '" + p.base() + "'").c_str()));
+    }
+    use(up_stale, 1);
+    use(up_old, 20);
+    use(dep, 21);
+    use(up_new, 22);
+    use(mine, 23);
+    // Proxied paths: 10 days, and at most ~2 of them; the cache's own: forever.
+    api(Method::patch, "/api/v1/caches/main", json{{"proxy_retention", 10 * k_day}, {"proxy_max_size", 45000}});
+    auto r = gc(25);
+    EXPECT_FALSE(present(up_stale)) << "past the proxy retention";
+    EXPECT_FALSE(present(up_old)) << "the least recently used proxied path, over the cap";
+    EXPECT_TRUE(present(dep)) << "referred to by the cache's own path";
+    EXPECT_TRUE(present(up_new));
+    EXPECT_TRUE(present(mine));
+    auto info = api(Method::get, "/api/v1/caches/main");
+    EXPECT_EQ(info["proxy_max_size"], 45000);
+    EXPECT_EQ(info["proxy_retention"], 10 * k_day);
 }
 
 TEST_F(GcTest, DeletingAPathRefusesWhileReferredToUnlessCascade) {

@@ -132,7 +132,10 @@ private:
         return r ? http::text_response(200, "") : http::error_response(r.error());
     }
 
-    std::filesystem::path m_dir;
+protected:
+    std::filesystem::path m_dir;  // the SQLite database is m_dir/larder.db
+
+private:
     std::unique_ptr<db::MetadataStore> m_db;
     std::unique_ptr<blob::BlobStore> m_blobs;
     int m_files = 0;
