@@ -14,8 +14,8 @@
 //   decompresses the upstream's file once and feeds the upload pipeline and
 //   a zstd stream spooled to an unlinked file that every reader follows. The
 //   stream's last bytes are written only after the NarHash and NarSize
-//   match the signed narinfo and the path is committed, so a client never
-//   receives a whole stream of unverified bytes.
+//   match the signed narinfo, so a client never receives a whole stream of
+//   unverified bytes; storing the chunks and committing the path follow.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -427,8 +427,8 @@ Result<std::optional<std::unique_ptr<Source>>> CacheService::try_open_upstream_n
         }
         {
             std::lock_guard dl(d->mutex);
-            if (r) d->done = true;
-            else d->failed = r.error();
+            if (!d->done && !r) d->failed = r.error();  // (done: the readers got it all, verified)
+            d->done = true;
         }
         d->grew.notify_all();
         (void)m_db.drop_lease(lease_name(cache.id, row.nar_hash), m_gc_holder);
@@ -454,30 +454,43 @@ Result<void> CacheService::fetch_upstream_nar(const db::CacheRow& cache, const U
     SpoolSink spool(d);
     TRY_ASSIGN(auto client, codec::make_compressor(codec::Method::zstd, spool, 1));
     TeeSink tee(upload, *client, false);  // finished below, after verification
-    auto decompress = codec::make_decompressor(method, tee);
+    CountingSink nar_bytes(&tee);         // a hostile upstream sends no more than NarSize
+    auto decompress = codec::make_decompressor(method, nar_bytes);
     auto e = endpoint(up);
     auto renewed = std::chrono::steady_clock::now();
-    uint64_t received = 0;
     TRY_ASSIGN(long status, upstream::stream(e, row.nar_url, [&](std::string_view data) -> Result<void> {
-        received += data.size();
         m_counters.upstream_bytes += data.size();
         if (std::chrono::steady_clock::now() - renewed > std::chrono::seconds(20)) {
             renewed = std::chrono::steady_clock::now();
             int64_t t = unix_now();
             (void)m_db.take_lease(lease_name(cache.id, row.nar_hash), m_gc_holder, t, t + k_lease_seconds);
         }
-        return decompress->write(data);
+        TRY(decompress->write(data));
+        if (nar_bytes.count() > info.nar_size)
+            return fail(ErrorCode::corrupt, fmt::format("upstream {} sent more than the NarSize ({}) of {}", up.url,
+                                                        info.nar_size, row.store_path));
+        return ok();
     }));
     if (status != 200)
         return fail(ErrorCode::unavailable, fmt::format("upstream {} answered HTTP {} for the NAR", up.url, status));
     TRY(decompress->finish());
-    TRY_ASSIGN(auto nar, upload.finish_chunks());
-    if (nar.nar_hash != info.nar_hash.to_string() || nar.nar_size != info.nar_size)
+    TRY_ASSIGN(auto arrived, upload.end_input());
+    if (arrived.first != info.nar_hash || arrived.second != info.nar_size)
         return fail(ErrorCode::corrupt,
                     fmt::format("upstream {} sent a NAR for {} with NarHash {} and NarSize {}, but its signed "
                                 "narinfo says {} and {}: not stored",
-                                up.url, row.store_path, nar.nar_hash, nar.nar_size, info.nar_hash.to_string(),
-                                info.nar_size));
+                                up.url, row.store_path, arrived.first.to_string(), arrived.second,
+                                info.nar_hash.to_string(), info.nar_size));
+    // Verified: the readers' stream ends now; they need not wait for the
+    // chunks to be compressed, durable and recorded (a failure there only
+    // means the next request fetches it again).
+    TRY(client->finish());
+    {
+        std::lock_guard lock(d.mutex);
+        d.done = true;
+    }
+    d.grew.notify_all();
+    TRY_ASSIGN(auto nar, upload.finish_chunks());
     TRY_ASSIGN(auto stored, m_db.insert_nar(nar));
     // Its references need not be here: the upstream has them (it signed
     // this path's narinfo, references included).
@@ -485,9 +498,7 @@ Result<void> CacheService::fetch_upstream_nar(const db::CacheRow& cache, const U
     std::vector<std::string> left_upstream;
     for (const auto& base : missing) left_upstream.emplace_back(base.substr(0, nix::k_hash_part_length));
     TRY(commit_object(cache, info, stored, left_upstream, true));
-    TRY(m_db.record_upload(cache.id, fmt::format("nar/{}", file), stored.id));
-    (void)received;
-    return client->finish();  // the stream's end, only now
+    return m_db.record_upload(cache.id, fmt::format("nar/{}", file), stored.id);
 }
 
 }  // namespace larder::cache

@@ -277,12 +277,20 @@ Result<void> NarUpload::finish() {
     return ok();
 }
 
+Result<std::pair<crypto::Hash, uint64_t>> NarUpload::end_input() {
+    if (!m_nar_digest) {
+        TRY(m_unpacker ? m_unpacker->finish() : m_decompressor->finish());
+        if (m_chunk_frames) TRY(m_nar_sink->finish());  // a stream decompressor finishes it itself
+        m_nar_digest = m_nar_sink->hash().digest();
+    }
+    return std::pair{crypto::Hash{*m_nar_digest}, m_nar_sink->hash().size()};
+}
+
 Result<db::NarRow> NarUpload::finish_chunks() {
     auto start = m_started == std::chrono::steady_clock::time_point() ? std::chrono::steady_clock::now() : m_started;
     m_timing = start;
     double receive = lap(m_timing);
-    TRY(m_unpacker ? m_unpacker->finish() : m_decompressor->finish());
-    if (m_chunk_frames) TRY(m_nar_sink->finish());  // a stream decompressor finishes it itself
+    TRY(end_input());
     while (!m_in_flight.empty()) TRY(take_chunk());
     if (m_expected_file_hash) {
         crypto::Hash received{m_received_hash.digest()};
@@ -293,7 +301,7 @@ Result<db::NarRow> NarUpload::finish_chunks() {
                                     received.to_string(), m_expected_file_hash->to_string()));
     }
     auto& nar_hash = m_nar_sink->hash();
-    auto nar_digest = nar_hash.digest();
+    auto nar_digest = *m_nar_digest;
     double verify = lap(m_timing);
     if (m_whole) {
         // The file as it came is the NAR's one chunk (verified above).

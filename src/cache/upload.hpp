@@ -85,6 +85,10 @@ public:
     // finish() without recording the NAR: its chunks (with ids) and hashes,
     // for replacing another representation of it.
     Result<db::NarRow> finish_chunks();
+    // The end of the input, checked (NAR structure): its NarHash and
+    // NarSize, before its chunks are stored and durable (finish_chunks()
+    // or finish() still do that; they end the input first if this did not).
+    Result<std::pair<crypto::Hash, uint64_t>> end_input();
     // After a successful finish(): the NAR as stored.
     const db::NarRow& nar() const { return m_nar; }
     // After finish(): how many of its chunks were stored new (the rest were
@@ -142,6 +146,7 @@ private:
     TaskPool* m_pool;
     std::atomic<int64_t>* m_shared_budget;
     db::NarRow m_nar;
+    std::optional<crypto::Digest> m_nar_digest;  // once the input ended
     UploadStages* m_stages;
     std::chrono::steady_clock::time_point m_started;  // the first write
     std::chrono::steady_clock::time_point m_timing;   // the end of the last stage timed

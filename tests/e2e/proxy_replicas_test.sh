@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Pull-through on two replicas (one PostgreSQL, one S3 bucket): 8 clients,
+# 4 on each replica, fetch one 64 MB upstream NAR at once; nginx (the
+# upstream) serves it once, the replica holding the download's lease streams
+# it, the other serves the stored NAR once it is there; every client gets
+# the NAR its signed narinfo describes.
+source "$(dirname "$0")/lib.sh"
+
+ceph_s3_start "$TMP/ceph" || fail "could not start radosgw"
+postgres_start || fail "could not start PostgreSQL"
+cat > "$TMP/shared.toml" <<TOML
+database = "$PG_URL"
+storage = "s3://$S3_BUCKET/proxy?endpoint=$S3_ENDPOINT&region=$S3_REGION"
+[s3]
+access_key_id = "$S3_ACCESS_KEY"
+secret_access_key = "$S3_SECRET_KEY"
+TOML
+chmod 600 "$TMP/shared.toml"
+
+nix-store --generate-binary-cache-key up1 "$TMP/up.sk" "$TMP/up.pk"
+mkdir -p "$TMP/big" "$TMP/up"
+head -c $((32 << 20)) /dev/urandom > "$TMP/big/random"
+{ yes "larder replicas $$" || true; } | head -c $((32 << 20)) > "$TMP/big/text"
+big=$(nix-store --add "$TMP/big")
+nix copy --to "file://$TMP/up?compression=zstd&secret-key=$TMP/up.sk" "$big" 2>> "$TMP/nix.log" || fail "nix copy"
+nginx_start "$TMP/up"
+
+start_server "$TMP/a" --config "$TMP/shared.toml"
+URL_A=$URL SERVER_A=$SERVER_PID
+PORT= start_server "$TMP/b" --config "$TMP/shared.toml"
+URL_B=$URL SERVER2_PID=$SERVER_PID SERVER_PID=$SERVER_A
+"$LARDER" cache configure main --server "$URL_A" --token "$ADMIN_TOKEN" --upstream "$NGINX_URL=$(cat "$TMP/up.pk")" \
+    > /dev/null || fail "configure"
+sleep 6  # replica B's memo of the cache's settings (5 s)
+h=$(basename "$big" | cut -c1-32)
+for u in "$URL_A" "$URL_B"; do
+    curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$u/main/$h.narinfo" > "$TMP/narinfo" || fail "narinfo from $u"
+done
+served=$(sed -n 's/^URL: //p' "$TMP/narinfo")
+[[ "$served" == nar/upstream-* ]] || fail "served URL $served"
+upfile=$(sed -n 's/^URL: //p' "$TMP/up/$h.narinfo")
+
+clients=()
+for i in $(seq 8); do
+    u=$URL_A; [ $((i % 2)) = 0 ] && u=$URL_B
+    curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" -o "$TMP/nar.$i" "$u/main/$served" &
+    clients+=($!)
+done
+for pid in "${clients[@]}"; do wait "$pid" || fail "a client's download failed"; done
+downloads=$(grep -c "GET /$upfile " "$NGINX_LOG" || true)
+[ "$downloads" = 1 ] || fail "8 clients on 2 replicas caused $downloads upstream downloads"
+want=$(sed -n 's/^NarHash: //p' "$TMP/up/$h.narinfo")
+for i in $(seq 8); do
+    zstd -dc "$TMP/nar.$i" > "$TMP/check.nar" || fail "client $i: not a zstd stream"
+    got=$(nix-hash --type sha256 --flat --base32 "$TMP/check.nar")
+    [ "sha256:$got" = "$want" ] || fail "client $i's NAR hashes to $got, not $want"
+done
+pass "8 clients on 2 replicas, one 64 MB upstream NAR: 1 upstream download, all 8 NARs match the signed NarHash"
