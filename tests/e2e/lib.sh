@@ -54,6 +54,21 @@ start_server() {
     if [ -e "$data/admin-token" ]; then ADMIN_TOKEN=$(cat "$data/admin-token"); fi
 }
 
+# Starts radosgw and PostgreSQL and writes $TMP/shared.toml (mode 0600):
+# replicas using it share one database and the bucket prefix PREFIX.
+start_shared_peers() {  # PREFIX
+    ceph_s3_start "$TMP/ceph" || fail "could not start radosgw"
+    postgres_start || fail "could not start PostgreSQL"
+    cat > "$TMP/shared.toml" <<TOML
+database = "$PG_URL"
+storage = "s3://$S3_BUCKET/$1?endpoint=$S3_ENDPOINT&region=$S3_REGION"
+[s3]
+access_key_id = "$S3_ACCESS_KEY"
+secret_access_key = "$S3_SECRET_KEY"
+TOML
+    chmod 600 "$TMP/shared.toml"
+}
+
 stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
 
 # curl against the server with the admin token; prints the HTTP status.

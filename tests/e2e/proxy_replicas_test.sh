@@ -6,16 +6,7 @@
 # the NAR its signed narinfo describes.
 source "$(dirname "$0")/lib.sh"
 
-ceph_s3_start "$TMP/ceph" || fail "could not start radosgw"
-postgres_start || fail "could not start PostgreSQL"
-cat > "$TMP/shared.toml" <<TOML
-database = "$PG_URL"
-storage = "s3://$S3_BUCKET/proxy?endpoint=$S3_ENDPOINT&region=$S3_REGION"
-[s3]
-access_key_id = "$S3_ACCESS_KEY"
-secret_access_key = "$S3_SECRET_KEY"
-TOML
-chmod 600 "$TMP/shared.toml"
+start_shared_peers proxy
 
 nix-store --generate-binary-cache-key up1 "$TMP/up.sk" "$TMP/up.pk"
 mkdir -p "$TMP/big" "$TMP/up"

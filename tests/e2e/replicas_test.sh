@@ -4,16 +4,7 @@
 # signatures required), and a token revoked through one is refused by the other.
 source "$(dirname "$0")/lib.sh"
 
-ceph_s3_start "$TMP/ceph" || fail "could not start radosgw"
-postgres_start || fail "could not start PostgreSQL"
-cat > "$TMP/shared.toml" <<TOML
-database = "$PG_URL"
-storage = "s3://$S3_BUCKET/replicas?endpoint=$S3_ENDPOINT&region=$S3_REGION"
-[s3]
-access_key_id = "$S3_ACCESS_KEY"
-secret_access_key = "$S3_SECRET_KEY"
-TOML
-chmod 600 "$TMP/shared.toml"
+start_shared_peers replicas
 
 start_server "$TMP/a" --config "$TMP/shared.toml"
 URL_A=$URL SERVER_A=$SERVER_PID
