@@ -139,6 +139,7 @@ served=$(curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/bad/$bh.narinfo"
 if curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/bad/$served" -o "$TMP/bad.nar.zst"; then
     fail "the tampered NAR was served completely"
 fi
+for _ in $(seq 20); do grep -q "sent a NAR for .* with NarHash" "$TMP/data/serve.log" && break; sleep 0.1; done
 grep -q "sent a NAR for .* with NarHash" "$TMP/data/serve.log" || fail "no log line about the hash mismatch"
 curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/bad/$bh.narinfo" | grep -q '^URL: nar/upstream-' \
     || fail "the tampered NAR was stored"
