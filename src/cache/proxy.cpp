@@ -276,8 +276,8 @@ Result<std::string> CacheService::render_proxied(const db::CacheRow& cache, nix:
     return info.render(cache.store_dir);
 }
 
-Result<std::optional<std::string>> CacheService::proxied_narinfo(const db::CacheRow& cache, std::string_view hash_part,
-                                                                 std::chrono::milliseconds& ttl) {
+Result<std::optional<std::string>> CacheService::proxied_narinfo(const db::CacheRow& cache,
+                                                                 std::string_view hash_part) {
     if (cache.upstreams.empty()) return std::optional<std::string>();
     TRY_ASSIGN(auto upstreams, parse_upstreams(cache.upstreams));
     // Known from an earlier answer (on any replica): no upstream request.
@@ -289,6 +289,8 @@ Result<std::optional<std::string>> CacheService::proxied_narinfo(const db::Cache
             return std::optional<std::string>(std::move(text));
         }
     }
+    auto miss_key = fmt::format("{}/{}", cache.id, hash_part);
+    if (m_upstream_misses.get(miss_key)) return std::optional<std::string>();
     bool definitive = true;  // every upstream answered
     for (const auto& up : upstreams) {
         if (breaker_open(up.url)) {
@@ -349,9 +351,10 @@ Result<std::optional<std::string>> CacheService::proxied_narinfo(const db::Cache
         return std::optional<std::string>(std::move(text));
     }
     ++m_counters.upstream_misses;
-    // A miss every upstream confirmed is remembered longer than one an
-    // unreachable upstream may not have meant.
-    ttl = definitive ? m_config.upstream_miss_ttl : m_config.negative_ttl;
+    // A miss every upstream confirmed is not asked of them again for
+    // upstream_miss_ttl; one an unreachable upstream may not have meant is
+    // remembered only as long as any absence.
+    if (definitive) m_upstream_misses.put(miss_key, true, m_config.upstream_miss_ttl);
     return std::optional<std::string>();
 }
 

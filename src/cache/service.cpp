@@ -247,14 +247,13 @@ Result<std::string> CacheService::narinfo(const db::CacheRow& cache, std::string
     if (!memo) {
         TRY_ASSIGN(auto object, m_db.find_object(cache.id, hash_part));
         memo = std::optional<std::string>();  // a known absence
-        auto ttl = m_config.negative_ttl;
         if (object) {
             TRY_ASSIGN(auto info, to_nar_info(*object));
             memo = std::optional<std::string>(info.render(cache.store_dir));
         } else {
-            TRY_ASSIGN(memo, proxied_narinfo(cache, hash_part, ttl));  // nullopt: no upstreams, or none has it
+            TRY_ASSIGN(memo, proxied_narinfo(cache, hash_part));  // nullopt: no upstreams, or none has it
         }
-        m_narinfos.put(key, *memo, *memo ? m_config.lookup_ttl : ttl, *memo ? (*memo)->size() : 0);
+        m_narinfos.put(key, *memo, *memo ? m_config.lookup_ttl : m_config.negative_ttl, *memo ? (*memo)->size() : 0);
     }
     if (!*memo) return fail(ErrorCode::not_found, "no such path in this cache");
     m_usage.path(cache.id, hash_part);

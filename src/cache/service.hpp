@@ -274,9 +274,8 @@ private:
                                const std::vector<std::string>& upstream, bool proxied = false);
 
     // Pull-through (proxy.cpp). A narinfo miss asked of the upstreams:
-    // the narinfo to serve, or nullopt with `ttl` set for remembering that.
-    Result<std::optional<std::string>> proxied_narinfo(const db::CacheRow& cache, std::string_view hash_part,
-                                                       std::chrono::milliseconds& ttl);
+    // the narinfo to serve, or nullopt.
+    Result<std::optional<std::string>> proxied_narinfo(const db::CacheRow& cache, std::string_view hash_part);
     Result<std::string> render_proxied(const db::CacheRow& cache, nix::NarInfo info);
     // `upstream` plus the references an upstream of the cache has (and the
     // cache does not): a path may refer to upstream paths.
@@ -317,6 +316,10 @@ private:
     blob::BlobStore& m_blobs;
     LookupCache<std::optional<db::CacheRow>> m_caches;   // by name; nullopt: no such cache
     LookupCache<std::optional<std::string>> m_narinfos;  // by "<cache id>/<hash>"
+    // Hash parts every upstream said it lacks, by "<cache id>/<hash>": kept
+    // apart from m_narinfos, whose absences last negative_ttl, so that a
+    // path pushed through another replica is still seen within that.
+    LookupCache<bool> m_upstream_misses;
     std::atomic<unsigned> m_transcodes{0};  // re-encoded downloads open now
     TaskPool m_upload_pool;                 // chunks of uploads: compress, put
     std::atomic<int64_t> m_upload_budget;   // chunk bytes all uploads may have in flight
