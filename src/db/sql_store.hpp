@@ -1042,10 +1042,9 @@ private:
 
     static CacheRow cache_row(Query& q) {
         CacheRow c{q.i64(0), q.text(1), q.i64(2) != 0, static_cast<int>(q.i64(3)), q.text(4),
-                   split_list(q.text(5), ' '), q.i64(6), {}, {}};
+                   split_list(q.text(5), ' '), q.i64(6), {}, {}, q.text(9), {}, {}};
         if (!q.is_null(7)) c.retention = q.i64(7);
         if (!q.is_null(8)) c.max_size = q.i64(8);
-        c.upstreams = q.text(9);
         if (!q.is_null(10)) c.proxy_retention = q.i64(10);
         if (!q.is_null(11)) c.proxy_max_size = q.i64(11);
         return c;
