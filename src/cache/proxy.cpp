@@ -143,8 +143,11 @@ struct CacheService::Download {
 };
 
 struct CacheService::ProxyState {
-    std::mutex mutex;
+    // Breakers have their own lock: starting a download holds `mutex`
+    // across database calls, and narinfo lookups must not wait for those.
+    std::mutex breaker_mutex;
     std::unordered_map<std::string, std::chrono::steady_clock::time_point> open_until;  // breakers, by URL
+    std::mutex mutex;
     std::unordered_map<std::string, std::shared_ptr<Download>> downloads;  // by "<cache id>/<NarHash>"
     TaskPool pool{32};  // downloads under way (each mostly waits on the network)
 };
@@ -243,14 +246,14 @@ CacheService::ProxyState& CacheService::proxy() {
 }
 
 bool CacheService::breaker_open(const std::string& url) {
-    std::lock_guard lock(proxy().mutex);
+    std::lock_guard lock(proxy().breaker_mutex);
     auto it = proxy().open_until.find(url);
     return it != proxy().open_until.end() && std::chrono::steady_clock::now() < it->second;
 }
 
 void CacheService::trip_breaker(const std::string& url, const Error& why) {
     {
-        std::lock_guard lock(proxy().mutex);
+        std::lock_guard lock(proxy().breaker_mutex);
         proxy().open_until[url] = std::chrono::steady_clock::now() + m_config.upstream_breaker;
     }
     ++m_counters.upstream_errors;
@@ -259,7 +262,7 @@ void CacheService::trip_breaker(const std::string& url, const Error& why) {
 }
 
 void CacheService::reset_breaker(const std::string& url) {
-    std::lock_guard lock(proxy().mutex);
+    std::lock_guard lock(proxy().breaker_mutex);
     proxy().open_until.erase(url);
 }
 
