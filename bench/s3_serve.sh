@@ -3,7 +3,9 @@
 # fetched 16 paths at a time from Larder (storage: radosgw), and the same
 # files (`nix copy --to file://`) fetched straight from radosgw, both through
 # tests/peers/delay_proxy.py adding DELAY ms per request (0 and 20 by
-# default). Also narinfo p99 while 16 NARs stream from S3, and Larder's peak RSS.
+# default). Also narinfo p99 while 16 NARs stream from S3, Larder's peak RSS,
+# and the same fetches through Larder's local read cache ([s3] cache_dir), as
+# it fills and once it is warm.
 #   bench/s3_serve.sh [DELAY_MS...]   (needs wrk: scripts/deps.sh --bench)
 #   READ_AHEAD=N CONNECTIONS=N: [s3] settings to try (default 8 and 32)
 delays=("$@")
@@ -20,7 +22,7 @@ xargs -P 8 -I{} sh -c '[ "$(curl -s -o /dev/null -w "%{http_code}" -X PUT --aws-
     -T "$3/{}" "$4/$5/files/{}")" = 200 ]' "$S3_REGION" "$S3_ACCESS_KEY" "$S3_SECRET_KEY" "$TMP/files" \
     "$S3_ENDPOINT" "$S3_BUCKET" < "$TMP/objects" || fail "uploading the baseline files"
 
-larder_on() {  # PROXY-ENDPOINT: (re)start larder with its storage behind it
+larder_on() {  # PROXY-ENDPOINT [CACHE-DIR]: (re)start larder with its storage behind it
     [ -n "${SERVER_PID:-}" ] && stop_server
     cat > "$TMP/larder.toml" <<TOML
 storage = "s3://$S3_BUCKET/larder?endpoint=$1&region=$S3_REGION"
@@ -31,6 +33,7 @@ secret_access_key = "$S3_SECRET_KEY"
 read_ahead = ${READ_AHEAD:-8}
 connections = ${CONNECTIONS:-32}
 TOML
+    [ -z "${2:-}" ] || printf 'cache_dir = "%s"\ncache_max_size = "2G"\n' "$2" >> "$TMP/larder.toml"
     chmod 600 "$TMP/larder.toml"
     start_server "$TMP/larder" --config "$TMP/larder.toml"
 }
@@ -86,5 +89,12 @@ for d in "${delays[@]}"; do
     printf '%-44s %9.2fs %9.2fs %7sx\n' "closure (${#paths[@]} paths), 16 at a time, S3 +${d} ms" "$l" "$s" "$(ratio "$l" "$s")"
     printf '%-44s %9.1fms\n' "narinfo p99 during 16 NAR streams, +${d} ms" "$(p99_during_streams)"
     printf '%-44s %8d MB\n' "larder peak RSS, +${d} ms" "$(hwm)"
+    rm -rf "$TMP/read-cache"
+    larder_on "$proxy" "$TMP/read-cache"
+    l=$(fetch_all "$URL" "$TMP/larder-urls")
+    printf '%-44s %9.2fs %9.2fs %7sx\n' "  read cache filling, S3 +${d} ms" "$l" "$s" "$(ratio "$l" "$s")"
+    l=$(fetch_all "$URL" "$TMP/larder-urls")
+    printf '%-44s %9.2fs %9.2fs %7sx\n' "  read cache warm, S3 +${d} ms" "$l" "$s" "$(ratio "$l" "$s")"
+    printf '%-44s %8d MB\n' "larder peak RSS with the read cache, +${d} ms" "$(hwm)"
 done
 assert_no_5xx "$TMP/larder/serve.log"

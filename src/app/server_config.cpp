@@ -149,7 +149,7 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
     }
     if (auto* s3 = t["s3"].as_table()) {
         TRY(check_keys(*path, *s3, "s3.", {"access_key_id", "secret_access_key", "session_token", "connections",
-                                           "read_ahead", "read_ahead_memory"}));
+                                           "read_ahead", "read_ahead_memory", "cache_dir", "cache_max_size"}));
         auto& options = config.storage_options;
         int64_t connections = options.connections, read_ahead = options.read_ahead,
                 memory = static_cast<int64_t>(options.read_ahead_memory);
@@ -162,6 +162,20 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
         options.connections = static_cast<unsigned>(connections);
         options.read_ahead = static_cast<unsigned>(read_ahead);
         options.read_ahead_memory = static_cast<uint64_t>(memory);
+        // A local read cache: "/var/cache/larder" and "20G".
+        std::string cache_max;
+        TRY(read(*path, *s3, "cache_dir", options.cache_dir));
+        TRY(read(*path, *s3, "cache_max_size", cache_max));
+        if (!options.cache_dir.empty()) {
+            if (options.cache_dir.front() != '/') return bad(*path, "s3.cache_dir must be an absolute path");
+            if (cache_max.empty()) return bad(*path, "s3.cache_dir needs s3.cache_max_size (e.g. \"20G\")");
+            auto max = parse_size(cache_max);
+            if (!max) return bad(*path, fmt::format("s3.cache_max_size: {}", max.error().message));
+            if (*max <= 0) return bad(*path, "s3.cache_max_size must be above 0");
+            options.cache_max_size = static_cast<uint64_t>(*max);
+        } else if (!cache_max.empty()) {
+            return bad(*path, "s3.cache_max_size needs s3.cache_dir");
+        }
         if ((*s3)["access_key_id"] || (*s3)["secret_access_key"] || (*s3)["session_token"]) {
             blob::Credentials c;
             TRY(read(*path, *s3, "access_key_id", c.access_key_id));

@@ -76,7 +76,11 @@ std::unique_ptr<Source> BlobStore::open_ranges(std::vector<BlobRange> ranges) {
 }
 
 Result<std::unique_ptr<BlobStore>> open_blob_store(std::string_view url, const StoreOptions& options) {
-    if (url.starts_with("s3://")) return open_s3_store(url, options);
+    if (url.starts_with("s3://")) {
+        TRY_ASSIGN(auto s3, open_s3_store(url, options));
+        if (options.cache_dir.empty()) return s3;
+        return with_read_cache(std::move(s3), options.cache_dir, options.cache_max_size);
+    }
     if (url == "memory://") return make_memory_store();
     TRY_ASSIGN(auto path, strip_scheme(url, "file", "storage"));
     if (path.empty() || path.front() != '/')

@@ -24,12 +24,17 @@ struct BlobRange {
     std::string key;
     uint64_t offset = 0;
     uint64_t length = 0;
+    // The whole blob's size, if the caller knows it (0: unknown). A read
+    // cache keeps only whole blobs, and only those whose size it can check.
+    uint64_t blob_size = 0;
 };
 
-// A stored blob as listed: its key and when it was last written (Unix time).
+// A stored blob as listed: its key, when it was last written (Unix time),
+// and its size.
 struct BlobInfo {
     std::string key;
     int64_t modified = 0;
+    uint64_t size = 0;
 };
 
 struct StoreOptions {
@@ -44,6 +49,11 @@ struct StoreOptions {
     // stream may always hold its next piece).
     unsigned read_ahead = 8;
     uint64_t read_ahead_memory = 64 << 20;
+    // S3: a local directory keeping the blobs most recently read, up to
+    // `cache_max_size` bytes (least recently read dropped first); empty: no
+    // such cache.
+    std::string cache_dir;
+    uint64_t cache_max_size = 0;
 };
 
 // A blob written as a stream, for one too large to hold in memory (a whole
@@ -62,6 +72,10 @@ struct StoreCounters {
     uint64_t requests = 0;
     uint64_t failures = 0;  // transport errors, 5xx, throttling, refusals (not 404)
     uint64_t retries = 0;   // attempts repeated after a transient failure
+    // The local read cache in front of it, if any.
+    uint64_t cache_hits = 0;    // blobs read from the cache
+    uint64_t cache_misses = 0;  // blobs fetched that the cache then kept
+    uint64_t cache_bytes = 0;   // bytes it holds now
 };
 
 class BlobStore {
@@ -111,5 +125,13 @@ public:
 // AWS_PROFILE or default). An S3 store is checked with a signed request
 // before it is returned, so wrong credentials fail here with a message saying so.
 Result<std::unique_ptr<BlobStore>> open_blob_store(std::string_view url, const StoreOptions& options = {});
+
+// `remote` behind a read cache in local directory `dir` holding at most
+// `max_size` bytes (StoreOptions::cache_dir). Keys are unique to each write,
+// so a cached blob is never stale: only reads of NAR ranges whose blob size
+// is known go through it; writes, lists and removals go to `remote` (a
+// removal also drops the cached copy). Blobs already in `dir` are kept.
+Result<std::unique_ptr<BlobStore>> with_read_cache(std::unique_ptr<BlobStore> remote, std::string dir,
+                                                   uint64_t max_size);
 
 }  // namespace larder::blob

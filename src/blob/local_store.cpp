@@ -199,7 +199,7 @@ public:
             struct stat st {};
             // Skips *.tmp-* files, and files removed since the listing.
             if (!is_valid_key(name) || ::stat(it->path().c_str(), &st) != 0) continue;
-            blobs.push_back(BlobInfo{std::move(name), static_cast<int64_t>(st.st_mtime)});
+            blobs.push_back(BlobInfo{std::move(name), static_cast<int64_t>(st.st_mtime), static_cast<uint64_t>(st.st_size)});
         }
         if (ec) return fail(ErrorCode::unavailable, fmt::format("cannot list '{}': {}", m_root.string(), ec.message()));
         return blobs;

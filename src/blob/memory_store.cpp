@@ -78,7 +78,7 @@ public:
     Result<std::vector<BlobInfo>> list() override {
         std::lock_guard lock(m_mutex);
         std::vector<BlobInfo> blobs;
-        for (const auto& [k, v] : m_modified) blobs.push_back(BlobInfo{k, v});
+        for (const auto& [k, v] : m_modified) blobs.push_back(BlobInfo{k, v, m_blobs.at(k)->size()});
         return blobs;
     }
 

@@ -191,7 +191,8 @@ public:
                 auto name = xml_field(r.body, "Key", at);
                 if (name.starts_with(m_s.prefix))
                     blobs.push_back(BlobInfo{name.substr(m_s.prefix.size()),
-                                             parse_iso_time(xml_field(r.body, "LastModified", at))});
+                                             parse_iso_time(xml_field(r.body, "LastModified", at)),
+                                             std::strtoull(xml_field(r.body, "Size", at).c_str(), nullptr, 10)});
             }
             if (xml_field(r.body, "IsTruncated") != "true") break;
             token = xml_field(r.body, "NextContinuationToken");

@@ -298,7 +298,7 @@ std::unique_ptr<Source> CacheService::open_nar(const db::NarRow& nar, uint64_t o
             continue;
         }
         uint64_t take = std::min(chunk.stored_size - offset, length);
-        ranges.push_back(blob::BlobRange{chunk.blob, offset, take});
+        ranges.push_back(blob::BlobRange{chunk.blob, offset, take, chunk.stored_size});
         offset = 0;
         length -= take;
     }

@@ -296,6 +296,11 @@ std::string Handler::render_metrics(bool per_cache) {
             "Remote storage requests that failed (transport, 5xx, throttled, refused; not 404).", storage.failures);
     counter("larder_storage_retries_total", "Remote storage requests repeated after a transient failure.",
             storage.retries);
+    counter("larder_read_cache_hits_total", "Stored blobs served from the local read cache ([s3] cache_dir).",
+            storage.cache_hits);
+    counter("larder_read_cache_misses_total", "Stored blobs fetched from S3 and then kept in the read cache.",
+            storage.cache_misses);
+    gauge("larder_read_cache_bytes", "Bytes the local read cache holds.", static_cast<int64_t>(storage.cache_bytes));
     for (auto [stage, h] : {std::pair{"receive", &c.upload_stages.receive}, {"verify", &c.upload_stages.verify},
                              {"sync", &c.upload_stages.sync}, {"record", &c.upload_stages.record}}) {
         if (std::string_view(stage) == "receive")

@@ -12,7 +12,11 @@
 #include <ctime>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <random>
+
+#include <fmt/core.h>
 
 using namespace larder;
 using larder::test::random_bytes;
@@ -31,6 +35,15 @@ protected:
     void SetUp() override {
         if (GetParam() == "memory") {
             auto s = open_blob_store("memory://");
+            ASSERT_TRUE(s) << s.error().message;
+            m_store = std::move(*s);
+            return;
+        }
+        if (GetParam() == "cached") {  // memory behind a read cache
+            m_dir = std::filesystem::temp_directory_path() / ("larder-read-cache-" + std::to_string(getpid()));
+            auto remote = open_blob_store("memory://");
+            ASSERT_TRUE(remote);
+            auto s = with_read_cache(std::move(*remote), m_dir.string(), 64 << 20);
             ASSERT_TRUE(s) << s.error().message;
             m_store = std::move(*s);
             return;
@@ -92,7 +105,8 @@ TEST_P(BlobStoreTest, RangesReadAsOneStream) {
     auto a = random_bytes(5 << 20, 3), b = random_bytes(200000, 4);
     ASSERT_TRUE(m_store->put("rng-a", a));
     ASSERT_TRUE(m_store->put("rng-b", b));
-    std::vector<BlobRange> ranges{{"rng-b", 10, 1000}, {"rng-a", 0, 0}, {"rng-a", 3, a.size() - 3}, {"rng-b", 0, b.size()}};
+    std::vector<BlobRange> ranges{{"rng-b", 10, 1000}, {"rng-a", 0, 0}, {"rng-a", 3, a.size() - 3, a.size()},
+                                  {"rng-b", 0, b.size(), b.size()}};
     for (int i = 0; i < 20; ++i) ranges.push_back({"rng-b", static_cast<uint64_t>(i) * 5000, 5000});
     std::string expected = b.substr(10, 1000) + a.substr(3) + b;
     for (int i = 0; i < 20; ++i) expected += b.substr(static_cast<size_t>(i) * 5000, 5000);
@@ -123,7 +137,7 @@ TEST_P(BlobStoreTest, LargeBlobsGoUpInParts) {
     ASSERT_TRUE(m_store->remove("big000"));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, BlobStoreTest, ::testing::Values("memory", "local", "s3"),
+INSTANTIATE_TEST_SUITE_P(Backends, BlobStoreTest, ::testing::Values("memory", "local", "cached", "s3"),
                          [](const auto& info) { return info.param; });
 
 // Security review L8: curl rewrites "." and ".." after signing, so such
@@ -131,8 +145,127 @@ INSTANTIATE_TEST_SUITE_P(Backends, BlobStoreTest, ::testing::Values("memory", "l
 TEST(S3Url, PrefixWithDotSegmentsIsRefused) {
     for (auto url : {"s3://bucket/a/../b?endpoint=http://127.0.0.1:9", "s3://bucket/./b?endpoint=http://127.0.0.1:9",
                      "s3://bucket/a//b?endpoint=http://127.0.0.1:9"}) {
-        auto s = open_blob_store(url, StoreOptions{Credentials{"id", "secret", ""}});
+        StoreOptions options;
+        options.credentials = Credentials{"id", "secret", ""};
+        auto s = open_blob_store(url, options);
         ASSERT_FALSE(s) << url;
         EXPECT_EQ(s.error().code, ErrorCode::invalid_input) << s.error().message;
     }
+}
+
+namespace {
+
+// A read cache over a memory store the test can still reach.
+class ReadCacheTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        m_dir = std::filesystem::temp_directory_path() / ("larder-read-cache-test-" + std::to_string(getpid()));
+        std::filesystem::remove_all(m_dir);
+        reopen(4000);
+    }
+    void TearDown() override { std::filesystem::remove_all(m_dir); }
+
+    // A new cache on the same directory, over a new remote holding `blobs`.
+    void reopen(uint64_t max) {
+        m_store.reset();
+        m_remote = std::move(*open_blob_store("memory://"));
+        for (const auto& [key, data] : m_blobs) ASSERT_TRUE(m_remote->put(key, data));
+        m_remote_view = m_remote.get();
+        auto s = with_read_cache(std::move(m_remote), m_dir.string(), max);
+        ASSERT_TRUE(s) << s.error().message;
+        m_store = std::move(*s);
+    }
+    void put(const std::string& key, size_t size, int seed) {
+        m_blobs[key] = random_bytes(size, seed);
+        ASSERT_TRUE(m_store->put(key, m_blobs[key]));
+    }
+    // Bytes [offset, offset + length) of `key`, read as a NAR's range.
+    std::string read(const std::string& key, uint64_t offset = 0, std::optional<uint64_t> length = std::nullopt) {
+        const auto& data = m_blobs.at(key);
+        auto source = m_store->open_ranges({BlobRange{key, offset, length.value_or(data.size() - offset), data.size()}});
+        StringSink sink;
+        auto r = copy(*source, sink);
+        return r ? sink.data() : "error: " + r.error().message;
+    }
+    size_t files() const {
+        size_t n = 0;
+        for (const auto& e : std::filesystem::recursive_directory_iterator(m_dir)) n += e.is_regular_file();
+        return n;
+    }
+
+    std::filesystem::path m_dir;
+    std::map<std::string, std::string> m_blobs;
+    std::unique_ptr<BlobStore> m_remote;
+    BlobStore* m_remote_view = nullptr;  // owned by m_store
+    std::unique_ptr<BlobStore> m_store;
+};
+
+}  // namespace
+
+// What was read once is served again with the remote store gone, from
+// local files (sendfile), and partial ranges are cut from the whole copy.
+TEST_F(ReadCacheTest, ServesWhatWasReadFromLocalFiles) {
+    put("blob-a", 900, 1);
+    EXPECT_EQ(read("blob-a", 100, 300), m_blobs["blob-a"].substr(100, 300));  // fetched whole, kept
+    ASSERT_TRUE(m_remote_view->remove("blob-a"));
+    EXPECT_EQ(read("blob-a"), m_blobs["blob-a"]);
+    EXPECT_EQ(read("blob-a", 899, 1), m_blobs["blob-a"].substr(899));
+    auto c = m_store->counters();
+    EXPECT_EQ(c.cache_misses, 1u);
+    EXPECT_EQ(c.cache_hits, 2u);
+    EXPECT_EQ(c.cache_bytes, 900u);
+    auto source = m_store->open_ranges({BlobRange{"blob-a", 10, 500, 900}});
+    auto region = source->take_file_region(1 << 20);
+    ASSERT_TRUE(region);
+    ASSERT_TRUE(*region);
+    EXPECT_GE((*region)->fd, 0);
+    EXPECT_EQ((*region)->offset, 10u);
+    EXPECT_EQ((*region)->length, 500u);
+    // Ranges of unknown blob size, or blobs over a quarter of the cap, are
+    // passed through and not kept.
+    put("blob-big", 1001, 2);
+    EXPECT_EQ(read("blob-big"), m_blobs["blob-big"]);
+    EXPECT_EQ(m_store->counters().cache_bytes, 900u);
+    EXPECT_EQ(files(), 1u);
+}
+
+// The least recently read blob goes first; the cap holds.
+TEST_F(ReadCacheTest, DropsTheLeastRecentlyReadBeyondItsCap) {
+    for (int i = 0; i < 4; ++i) put(fmt::format("blob-{}", i), 1000, 10 + i);
+    for (int i = 0; i < 4; ++i) read(fmt::format("blob-{}", i));
+    EXPECT_EQ(m_store->counters().cache_bytes, 4000u);
+    read("blob-0");  // now the most recent
+    put("blob-4", 1000, 20);
+    read("blob-4");
+    EXPECT_EQ(m_store->counters().cache_bytes, 4000u);
+    EXPECT_EQ(files(), 4u);
+    for (auto key : {"blob-0", "blob-1", "blob-2", "blob-3", "blob-4"}) ASSERT_TRUE(m_remote_view->remove(key));
+    EXPECT_EQ(read("blob-0"), m_blobs["blob-0"]);
+    EXPECT_EQ(read("blob-1").substr(0, 6), "error:");  // dropped
+    for (auto key : {"blob-2", "blob-3", "blob-4"}) EXPECT_EQ(read(key), m_blobs[key]);
+    // Removing a blob drops its copy.
+    ASSERT_TRUE(m_store->remove("blob-2"));
+    EXPECT_EQ(m_store->counters().cache_bytes, 3000u);
+    EXPECT_EQ(files(), 3u);
+}
+
+// A restart keeps what the directory holds; a copy cut short (a power loss)
+// is fetched again, and a smaller cap drops the oldest.
+TEST_F(ReadCacheTest, RestartKeepsCopiesAndRefetchesShortOnes) {
+    put("blob-a", 1000, 1);
+    put("blob-b", 1000, 2);
+    read("blob-a");
+    read("blob-b");
+    reopen(4000);
+    EXPECT_EQ(m_store->counters().cache_bytes, 2000u);
+    EXPECT_EQ(read("blob-b"), m_blobs["blob-b"]);
+    EXPECT_EQ(m_store->counters().cache_hits, 1u);
+    std::filesystem::resize_file(m_dir / "bl" / "blob-a", 10);
+    reopen(4000);
+    EXPECT_EQ(read("blob-a"), m_blobs["blob-a"]);
+    EXPECT_EQ(m_store->counters().cache_misses, 1u);
+    EXPECT_EQ(std::filesystem::file_size(m_dir / "bl" / "blob-a"), 1000u);
+    reopen(1500);
+    EXPECT_EQ(m_store->counters().cache_bytes, 1000u);
+    EXPECT_EQ(files(), 1u);
 }

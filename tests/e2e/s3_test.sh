@@ -115,3 +115,29 @@ for _ in $(seq 50); do [ "$(curl -s "$URL/readyz")" = ready ] && break; sleep 0.
 [ "$(curl -s "$URL/readyz")" = ready ] || fail "/readyz after PostgreSQL came back: $(curl -s "$URL/readyz")"
 visible "$root" > /dev/null && [ "$(visible "$root")" = 200 ] || fail "the cache after PostgreSQL came back"
 pass "/readyz is ready again once PostgreSQL is back, and the cache answers"
+
+# 5. A replica with a local read cache ([s3] cache_dir): what it served once
+# it serves again with radosgw stopped, from local files.
+stop_server
+s3_config "$TMP/cached.toml" "$S3_SECRET_KEY"
+printf 'cache_dir = "%s"\ncache_max_size = "64M"\n' "$TMP/read-cache" >> "$TMP/cached.toml"
+PORT='' start_server "$TMP/data2" --config "$TMP/cached.toml"
+grep -q "read cache $TMP/read-cache" "$TMP/data2/serve.log" || fail "the log does not show the read cache"
+metric() { curl -sf "$URL/metrics" | awk -v m="larder_read_cache_$1" '$1 == m {print $2}'; }
+nix store verify --option netrc-file "$TMP/netrc" --store "$URL/main" --trusted-public-keys "$KEY" \
+    --sigs-needed 1 -r "$root" 2>> "$TMP/nix.log" || fail "nix store verify through the read cache: $(tail -3 "$TMP/nix.log")"
+misses=$(metric misses_total); cached=$(metric bytes)
+[ "$misses" -gt 0 ] && [ "$(metric hits_total)" = 0 ] || fail "read cache after the first pass: $misses misses, $(metric hits_total) hits"
+[ "$(find "$TMP/read-cache" -type f | wc -l)" = "$misses" ] || fail "$misses misses but $(find "$TMP/read-cache" -type f | wc -l) files"
+[ "$(stat -c %a "$TMP/read-cache")" = 700 ] || fail "the read cache directory is mode $(stat -c %a "$TMP/read-cache")"
+ceph_s3_stop_rgw
+requests=$(curl -sf "$URL/metrics" | awk '$1 == "larder_storage_requests_total" {print $2}')
+rm -rf "$HOME/.cache/nix/binary-cache-v6.sqlite"*
+nix store verify --option netrc-file "$TMP/netrc" --store "$URL/main" --trusted-public-keys "$KEY" \
+    --sigs-needed 1 -r "$root" 2>> "$TMP/nix.log" || fail "nix store verify with radosgw stopped: $(tail -3 "$TMP/nix.log")"
+[ "$(metric hits_total)" = "$misses" ] || fail "second pass: $(metric hits_total) hits for $misses chunks"
+[ "$(curl -sf "$URL/metrics" | awk '$1 == "larder_storage_requests_total" {print $2}')" = "$requests" ] \
+    || fail "the second pass made S3 requests"
+assert_no_5xx "$TMP/data2/serve.log"
+ceph_s3_start_rgw || fail "radosgw did not restart"
+pass "read cache: ${#closure[@]} paths verified through it ($misses chunks, $cached bytes kept), then again with radosgw stopped: $(metric hits_total) hits, no S3 request"

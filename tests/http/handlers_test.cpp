@@ -271,7 +271,9 @@ TEST(MetricsTest, CountsRequestsAndLatency) {
 // The landing page names public caches only, and escapes what the request
 // brought (the Host header ends up in the URLs it shows).
 TEST_F(HandlerTest, LandingPageShowsPublicCachesEscaped) {
-    ASSERT_TRUE(service->configure("main", cache::CacheSettings{.is_public = true}));
+    cache::CacheSettings settings;
+    settings.is_public = true;
+    ASSERT_TRUE(service->configure("main", settings));
     http::Request r;
     r.method = Method::get;
     r.target = "/";
