@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <utility>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -157,7 +158,20 @@ namespace {
 class SpoolSink : public Sink {
 public:
     explicit SpoolSink(CacheService::Download& d) : m_d(d) {}
+
+    // From now on, what is written waits for release(): the stream's last
+    // bytes reach the readers only once the NAR is verified.
+    void hold() { m_holding = true; }
+    Result<void> release() {
+        m_holding = false;
+        return write(std::exchange(m_held, {}));
+    }
+
     Result<void> write(std::string_view data) override {
+        if (m_holding) {
+            m_held.append(data);
+            return ok();
+        }
         uint64_t at;
         {
             std::lock_guard lock(m_d.mutex);
@@ -182,6 +196,8 @@ public:
 
 private:
     CacheService::Download& m_d;
+    bool m_holding = false;
+    std::string m_held;
 };
 
 class SpoolReader : public Source {
@@ -451,16 +467,31 @@ Result<void> CacheService::fetch_upstream_nar(const db::CacheRow& cache, const U
     TRY_ASSIGN(auto method, codec::parse_method(info.compression));
     if (info.nar_size > m_config.max_nar_size)
         return fail(ErrorCode::too_large, fmt::format("NarSize {} is over this server's limit", info.nar_size));
+    note_upload();  // deferred ingest waits for a pause in fetches too
     NarUpload::Options o;
-    o.received = codec::Method::none;  // fed decompressed bytes
     o.dedup_within = dedup_scope(cache);
     o.pool = &m_upload_pool;
     o.shared_budget = &m_upload_budget;
+    // Where the store takes a stream (local disk), the readers' zstd stream
+    // is also what is stored, whole, and cut into chunks later at idle
+    // priority (deferred ingest): chunking and compressing at level 3 would
+    // compete with the very client waiting for this NAR. Else (S3) the plain
+    // NAR is cut into chunks as it comes.
+    if (m_config.defer_ingest) {
+        auto key = new_blob_key(info.nar_hash.to_base16());
+        TRY_ASSIGN(o.whole, m_blobs.create(key));
+        if (o.whole) o.whole_key = std::move(key);
+    }
+    bool whole = o.whole != nullptr;
+    o.received = whole ? codec::Method::zstd : codec::Method::none;
     NarUpload upload(m_config, m_db, m_blobs, std::move(o));
+    // whole: plain NAR -> zstd-1 -> { upload, spool }
+    // else:  plain NAR -> { upload, zstd-1 -> spool }
     SpoolSink spool(d);
-    TRY_ASSIGN(auto client, codec::make_compressor(codec::Method::zstd, spool, 1));
-    TeeSink tee(upload, *client, false);  // finished below, after verification
-    CountingSink nar_bytes(&tee);         // a hostile upstream sends no more than NarSize
+    TeeSink compressed(upload, spool, false);
+    TRY_ASSIGN(auto client, codec::make_compressor(codec::Method::zstd, whole ? static_cast<Sink&>(compressed) : spool, 1));
+    TeeSink plain(upload, *client, false);  // finished below, after verification
+    CountingSink nar_bytes(whole ? client.get() : &plain);  // a hostile upstream sends no more than NarSize
     auto decompress = codec::make_decompressor(method, nar_bytes);
     auto e = endpoint(up);
     auto renewed = std::chrono::steady_clock::now();
@@ -479,7 +510,12 @@ Result<void> CacheService::fetch_upstream_nar(const db::CacheRow& cache, const U
     }));
     if (status != 200)
         return fail(ErrorCode::unavailable, fmt::format("upstream {} answered HTTP {} for the NAR", up.url, status));
+    // The zstd stream's last bytes reach the readers only after NarHash and
+    // NarSize match the signed narinfo (whole, they complete the stored file
+    // first: the decompressor's finish finishes the zstd stream).
+    spool.hold();
     TRY(decompress->finish());
+    if (!whole) TRY(client->finish());
     TRY_ASSIGN(auto arrived, upload.end_input());
     if (arrived.first != info.nar_hash || arrived.second != info.nar_size)
         return fail(ErrorCode::corrupt,
@@ -490,7 +526,7 @@ Result<void> CacheService::fetch_upstream_nar(const db::CacheRow& cache, const U
     // Verified: the readers' stream ends now; they need not wait for the
     // chunks to be compressed, durable and recorded (a failure there only
     // means the next request fetches it again).
-    TRY(client->finish());
+    TRY(spool.release());
     {
         std::lock_guard lock(d.mutex);
         d.done = true;
@@ -498,13 +534,18 @@ Result<void> CacheService::fetch_upstream_nar(const db::CacheRow& cache, const U
     d.grew.notify_all();
     TRY_ASSIGN(auto nar, upload.finish_chunks());
     TRY_ASSIGN(auto stored, m_db.insert_nar(nar));
+    // Queued before any path uses it (as record_upload does).
+    if (whole) TRY(m_db.defer_nar(db::MetadataStore::DeferredNar{stored.id, cache.id}));
     // Its references need not be here: the upstream has them (it signed
     // this path's narinfo, references included).
     TRY_ASSIGN(auto missing, m_db.missing_objects(cache.id, references_in_cache(info, {})));
     std::vector<std::string> left_upstream;
     for (const auto& base : missing) left_upstream.emplace_back(base.substr(0, nix::k_hash_part_length));
     TRY(commit_object(cache, info, stored, left_upstream, true));
-    return m_db.record_upload(cache.id, fmt::format("nar/{}", file), stored.id);
+    TRY(m_db.record_upload(cache.id, fmt::format("nar/{}", file), stored.id));
+    note_upload();
+    if (whole) wake_ingest();
+    return ok();
 }
 
 }  // namespace larder::cache

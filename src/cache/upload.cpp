@@ -128,10 +128,9 @@ NarUpload::~NarUpload() {
 
 Result<void> NarUpload::write(std::string_view data) {
     if (m_stages && m_started == std::chrono::steady_clock::time_point()) m_started = std::chrono::steady_clock::now();
-    if (m_expected_file_hash) TRY(m_received_hash.write(data));
+    if (m_expected_file_hash || m_whole) TRY(m_received_hash.write(data));
     if (!m_whole) return m_decompressor->write(data);
     TRY(m_whole->write(data));
-    // (A whole upload always has an expected file hash: the received count.)
     if (!m_unpacker && m_received_hash.size() <= k_inline_bytes) return m_decompressor->write(data);
     // The client waits for a whole upload's answer: a large one is
     // decompressed on a thread of its own, beside the hashing and writing.
@@ -292,13 +291,14 @@ Result<db::NarRow> NarUpload::finish_chunks() {
     double receive = lap(m_timing);
     TRY(end_input());
     while (!m_in_flight.empty()) TRY(take_chunk());
+    std::optional<crypto::Hash> received;  // of the file as it came
+    if (m_expected_file_hash || m_whole) received = crypto::Hash{m_received_hash.digest()};
     if (m_expected_file_hash) {
-        crypto::Hash received{m_received_hash.digest()};
-        if (received != *m_expected_file_hash)
+        if (*received != *m_expected_file_hash)
             return fail(ErrorCode::invalid_input,
                         fmt::format("the uploaded file's sha256 is {}, but its name says {}: the "
                                     "upload is truncated or corrupt",
-                                    received.to_string(), m_expected_file_hash->to_string()));
+                                    received->to_string(), m_expected_file_hash->to_string()));
     }
     auto& nar_hash = m_nar_sink->hash();
     auto nar_digest = *m_nar_digest;
@@ -307,7 +307,7 @@ Result<db::NarRow> NarUpload::finish_chunks() {
         // The file as it came is the NAR's one chunk (verified above).
         TRY(m_whole->commit());
         m_new_chunks.push_back(m_chunks.size());
-        m_chunks.push_back(db::ChunkRow{0, crypto::to_base16(m_expected_file_hash->digest), nar_hash.size(),
+        m_chunks.push_back(db::ChunkRow{0, crypto::to_base16(received->digest), nar_hash.size(),
                                         m_received_hash.size(), "zstd", crypto::to_base16(nar_digest), false,
                                         m_whole_key, false, false, false});
     }
@@ -335,7 +335,7 @@ Result<db::NarRow> NarUpload::finish_chunks() {
     nar.nar_hash = crypto::Hash{nar_digest}.to_string();
     if (m_whole) {
         nar.file_size = m_received_hash.size();
-        nar.file_hash = m_expected_file_hash->to_string();
+        nar.file_hash = received->to_string();
     } else {
         nar.file_size = m_file_hash.size();
         nar.file_hash = crypto::Hash{m_file_hash.digest()}.to_string();

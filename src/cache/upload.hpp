@@ -67,9 +67,9 @@ public:
         // false: the NAR's structure was checked when it was first stored
         // (ingest cuts a verified whole NAR); its NarHash is still computed.
         bool validate = true;
-        // Set (zstd with an expected file hash only): the file is stored as
-        // it arrives, whole, under `whole_key` (deferred ingest: answered as
-        // soon as it is durable and verified, cut into chunks later).
+        // Set (zstd only): the file is stored as it arrives, whole, under
+        // `whole_key` (deferred ingest: answered as soon as it is durable
+        // and verified, cut into chunks later).
         std::unique_ptr<blob::BlobWriter> whole;
         std::string whole_key;
         // Observes the stages of a successful finish() (nullptr: not timed).

@@ -85,7 +85,12 @@ grep -q "^Sig: up1:" "$TMP/root.narinfo" || fail "the upstream's signature was d
 nix-store --delete "${closure[@]}" > /dev/null 2>&1
 export XDG_CACHE_HOME=$TMP/xdg2
 substitute "$KEY" "$root" || fail "substitution with only larder's key"
-pass "stored as chunks (narinfo names larder's file, keeps up1's signature); substitutes with only larder's key"
+# Stored whole as fetched, then cut into chunks by deferred ingest (after a
+# 2 s pause in fetches, at idle priority).
+for _ in $(seq 150); do [ "$(metric larder_ingest_nars_total)" = "${#closure[@]}" ] && break; sleep 0.2; done
+[ "$(metric larder_ingest_nars_total)" = "${#closure[@]}" ] \
+    || fail "deferred ingest cut $(metric larder_ingest_nars_total) of ${#closure[@]} fetched NARs into chunks"
+pass "stored whole, then cut into chunks (narinfo names larder's file, keeps up1's signature); substitutes with only larder's key"
 
 nginx_stop
 for cache in "$TMP/xdg3" "$TMP/xdg1"; do  # a fresh client, and one holding the upstream-named narinfos
