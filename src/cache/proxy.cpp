@@ -19,7 +19,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
+#include <functional>
+#include <random>
 #include <utility>
 
 #include <fmt/core.h>
@@ -129,15 +132,91 @@ int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
 
 }  // namespace
 
+namespace {
+
+constexpr uint64_t k_piece_bytes = 1 << 20;
+
+// Readers on other replicas (the blob store is shared) follow a download
+// through pieces of its stream in the blob store: "<id>-<n>" of 1 MiB, then
+// "<id>-end" saying "ok <pieces>" or "failed <why>". Published only once
+// such a reader asked for them (a "<id>-wanted" blob, looked for at most
+// once a second), from the stream's start. Left for garbage collection
+// (unreferenced blobs go after the grace period).
+class PiecePublisher {
+public:
+    PiecePublisher(blob::BlobStore& blobs, std::string id, int fd) : m_blobs(blobs), m_id(std::move(id)), m_fd(fd) {}
+
+    // The readers' stream has `size` bytes now: publishes its whole pieces,
+    // if wanted. A failure stops publishing (the waiting replica then falls
+    // back to the stored NAR), never the download.
+    void grew(uint64_t size) {
+        if (!wanted(false)) return;
+        while (!m_broken && m_published + k_piece_bytes <= size) publish(k_piece_bytes);
+    }
+    // The stream is complete (and verified): the rest, and the end marker.
+    void finish(uint64_t size) {
+        if (!wanted(true)) return;
+        grew(size);
+        if (m_published < size && !m_broken) publish(size - m_published);
+        if (!m_broken) put(m_id + "-end", fmt::format("ok {}", m_pieces));
+        m_ended = true;
+    }
+    // (After finish(), a failure to store the NAR does not concern readers.)
+    void failed(std::string_view why) {
+        if (!m_ended && wanted(true)) put(m_id + "-end", fmt::format("failed {}", why));
+    }
+
+private:
+    bool wanted(bool now) {
+        if (m_wanted) return true;
+        auto t = std::chrono::steady_clock::now();
+        if (!now && t - m_checked < std::chrono::seconds(1)) return false;
+        m_checked = t;
+        auto there = m_blobs.exists(m_id + "-wanted");
+        m_wanted = there && *there;
+        return m_wanted;
+    }
+    void publish(uint64_t length) {
+        std::string piece(length, '\0');
+        auto n = ::pread(m_fd, piece.data(), length, static_cast<off_t>(m_published));
+        if (n != static_cast<ssize_t>(length)) {
+            m_broken = true;
+            return;
+        }
+        put(fmt::format("{}-{}", m_id, m_pieces), piece);
+        m_published += length;
+        ++m_pieces;
+    }
+    void put(const std::string& key, std::string_view data) {
+        if (m_broken) return;
+        if (auto r = m_blobs.put(key, data); !r) {
+            spdlog::warn("cannot publish {} for other replicas: {}", key, r.error().message);
+            m_broken = true;
+        }
+    }
+
+    blob::BlobStore& m_blobs;
+    std::string m_id;
+    int m_fd;
+    bool m_wanted = false, m_broken = false, m_ended = false;
+    std::chrono::steady_clock::time_point m_checked;
+    uint64_t m_published = 0, m_pieces = 0;
+};
+
+}  // namespace
+
 // One NAR being fetched: the zstd stream for clients, in an unlinked file
 // that grows; readers wait for more, for the end, or for the failure.
+// `id` holds its lease and names its pieces for other replicas.
 struct CacheService::Download {
+    std::string id;
     std::mutex mutex;
     std::condition_variable grew;
     int fd = -1;
     uint64_t written = 0;
     bool done = false;
     std::optional<Error> failed;
+    std::optional<PiecePublisher> pieces;  // used by the fetching thread only
     ~Download() {
         if (fd >= 0) ::close(fd);
     }
@@ -186,11 +265,13 @@ public:
             }
             done += static_cast<size_t>(n);
         }
+        uint64_t size;
         {
             std::lock_guard lock(m_d.mutex);
-            m_d.written += data.size();
+            size = m_d.written += data.size();
         }
         m_d.grew.notify_all();
+        if (m_d.pieces) m_d.pieces->grew(size);
         return ok();
     }
 
@@ -246,7 +327,87 @@ private:
     std::unique_ptr<Source> m_inner;
 };
 
+// Another replica's download, through its pieces (see PiecePublisher):
+// asks for them at the first read, then reads each as it appears. If that
+// replica's lease ends without an end marker before any byte was read
+// here (it finished before it saw the request, or died), `fallback` takes
+// over (the stored NAR, or a download of this replica's own).
+class PiecesSource : public Source {
+public:
+    using Holder = std::function<Result<std::optional<std::string>>()>;
+    PiecesSource(blob::BlobStore& blobs, std::string id, Holder holder, WaitingSource::Attempt fallback)
+        : m_blobs(blobs), m_id(std::move(id)), m_holder(std::move(holder)), m_fallback(std::move(fallback)) {}
+
+    Result<size_t> read(char* buf, size_t len) override {
+        if (m_inner) return m_inner->read(buf, len);
+        if (!m_asked) {
+            TRY(m_blobs.put(m_id + "-wanted", "1"));
+            m_asked = true;
+        }
+        auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(30);
+        auto checked = std::chrono::steady_clock::now();
+        while (m_pos == m_piece.size()) {
+            if (m_count && m_next == *m_count) return size_t{0};
+            StringSink sink;
+            auto got = m_blobs.get(fmt::format("{}-{}", m_id, m_next), sink);
+            if (got) {
+                m_piece = std::move(sink.data());
+                m_pos = 0;
+                ++m_next;
+                continue;
+            }
+            if (got.error().code != ErrorCode::not_found) return Failure{std::move(got).error()};
+            if (m_count) return fail(ErrorCode::corrupt, fmt::format("piece {} of another replica's download is missing", m_next));
+            StringSink end;
+            auto ended = m_blobs.get(m_id + "-end", end);
+            if (ended) {
+                if (end.data().starts_with("failed "))
+                    return fail(ErrorCode::unavailable, "another replica's download of this NAR failed: " + end.data().substr(7));
+                m_count = std::strtoull(end.data().c_str() + 3, nullptr, 10);
+                continue;
+            }
+            if (ended.error().code != ErrorCode::not_found) return Failure{std::move(ended).error()};
+            auto now = std::chrono::steady_clock::now();
+            if (now > give_up)
+                return fail(ErrorCode::unavailable, "another replica's download of this NAR did not finish in time");
+            if (now - checked > std::chrono::seconds(2)) {
+                checked = now;
+                TRY_ASSIGN(auto holder, m_holder());
+                if (holder != m_id) {
+                    if (m_next > 0)
+                        return fail(ErrorCode::unavailable, "the replica fetching this NAR stopped; try again");
+                    m_inner = std::make_unique<WaitingSource>(m_fallback);
+                    return m_inner->read(buf, len);
+                }
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        size_t n = std::min(len, m_piece.size() - m_pos);
+        std::memcpy(buf, m_piece.data() + m_pos, n);
+        m_pos += n;
+        return n;
+    }
+
+private:
+    blob::BlobStore& m_blobs;
+    std::string m_id;
+    Holder m_holder;
+    WaitingSource::Attempt m_fallback;
+    bool m_asked = false;
+    uint64_t m_next = 0;  // the next piece
+    std::optional<uint64_t> m_count;
+    std::string m_piece;
+    size_t m_pos = 0;
+    std::unique_ptr<Source> m_inner;
+};
+
 constexpr int64_t k_lease_seconds = 60;  // renewed every 20 s of downloading
+
+// A new download's id: its lease holder, and its pieces' key prefix.
+std::string new_download_id() {
+    thread_local std::mt19937_64 random{std::random_device{}()};
+    return fmt::format("spool-{:016x}", random());
+}
 
 std::string lease_name(int64_t cache_id, std::string_view nar_hash) {
     return fmt::format("proxy:{}:{}", cache_id, nar_hash);
@@ -428,17 +589,28 @@ Result<std::optional<std::unique_ptr<Source>>> CacheService::try_open_upstream_n
         if (row->nar_url.starts_with(u.url + "/") || row->nar_url == u.url) source = &u;
     if (!source) return fail(ErrorCode::not_found, "the upstream this path came from is no longer configured");
     int64_t t = unix_now();
-    TRY_ASSIGN(bool mine, m_db.take_lease(lease_name(cache.id, nar_hash), m_gc_holder, t, t + k_lease_seconds));
-    if (!mine) return Opened();
+    auto lease = lease_name(cache.id, nar_hash);
+    auto id = new_download_id();
+    TRY_ASSIGN(bool mine, m_db.take_lease(lease, id, t, t + k_lease_seconds));
+    if (!mine) {
+        // Another replica is fetching it: follow its pieces.
+        TRY_ASSIGN(auto holder, m_db.lease_holder(lease, t));
+        if (!holder) return Opened();  // just ended: the next attempt sees why
+        return Opened(std::make_unique<PiecesSource>(
+            m_blobs, *holder, [this, lease] { return m_db.lease_holder(lease, unix_now()); },
+            [this, cache, file, nar_hash] { return try_open_upstream_nar(cache, file, nar_hash); }));
+    }
     auto d = std::make_shared<Download>();
+    d->id = id;
     std::error_code ec;
     std::filesystem::create_directories(m_config.spool_dir, ec);
     d->fd = ::open(m_config.spool_dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (d->fd < 0) {
-        (void)m_db.drop_lease(lease_name(cache.id, nar_hash), m_gc_holder);
+        (void)m_db.drop_lease(lease, id);
         return fail(ErrorCode::unavailable,
                     fmt::format("cannot make a spool file in {}: {}", m_config.spool_dir, strerror(errno)));
     }
+    d->pieces.emplace(m_blobs, id, d->fd);
     proxy().downloads.emplace(key, d);
     ++m_counters.upstream_nar_fetches;
     proxy().pool.submit([this, cache, row = *row, up = *source, d, key, file] {
@@ -446,6 +618,7 @@ Result<std::optional<std::unique_ptr<Source>>> CacheService::try_open_upstream_n
         if (!r) {
             ++m_counters.upstream_nar_failures;
             spdlog::warn("fetching {} from upstream {} failed: {}", row.store_path, up.url, r.error().message);
+            d->pieces->failed(r.error().message);
         }
         {
             std::lock_guard dl(d->mutex);
@@ -453,7 +626,7 @@ Result<std::optional<std::unique_ptr<Source>>> CacheService::try_open_upstream_n
             d->done = true;
         }
         d->grew.notify_all();
-        (void)m_db.drop_lease(lease_name(cache.id, row.nar_hash), m_gc_holder);
+        (void)m_db.drop_lease(lease_name(cache.id, row.nar_hash), d->id);
         std::lock_guard pl(proxy().mutex);
         proxy().downloads.erase(key);
     });
@@ -500,7 +673,7 @@ Result<void> CacheService::fetch_upstream_nar(const db::CacheRow& cache, const U
         if (std::chrono::steady_clock::now() - renewed > std::chrono::seconds(20)) {
             renewed = std::chrono::steady_clock::now();
             int64_t t = unix_now();
-            (void)m_db.take_lease(lease_name(cache.id, row.nar_hash), m_gc_holder, t, t + k_lease_seconds);
+            (void)m_db.take_lease(lease_name(cache.id, row.nar_hash), d.id, t, t + k_lease_seconds);
         }
         TRY(decompress->write(data));
         if (nar_bytes.count() > info.nar_size)
@@ -527,11 +700,14 @@ Result<void> CacheService::fetch_upstream_nar(const db::CacheRow& cache, const U
     // chunks to be compressed, durable and recorded (a failure there only
     // means the next request fetches it again).
     TRY(spool.release());
+    uint64_t size;
     {
         std::lock_guard lock(d.mutex);
         d.done = true;
+        size = d.written;
     }
     d.grew.notify_all();
+    d.pieces->finish(size);
     TRY_ASSIGN(auto nar, upload.finish_chunks());
     TRY_ASSIGN(auto stored, m_db.insert_nar(nar));
     // Queued before any path uses it (as record_upload does).

@@ -288,6 +288,8 @@ public:
     virtual Result<bool> take_lease(std::string_view name, std::string_view holder, int64_t now,
                                     int64_t expires_at) = 0;
     virtual Result<void> drop_lease(std::string_view name, std::string_view holder) = 0;
+    // Who holds lease `name` unexpired at `now` (nullopt: nobody).
+    virtual Result<std::optional<std::string>> lease_holder(std::string_view name, int64_t now) = 0;
 
     // Pins: named roots, newest first.
     virtual Result<PinRow> add_pin(const PinRow& pin, size_t keep) = 0;  // keeps the newest `keep` of the name

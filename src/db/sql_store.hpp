@@ -779,6 +779,16 @@ public:
         });
     }
 
+    Result<std::optional<std::string>> lease_holder(std::string_view name, int64_t now) override {
+        return with_connection([&](Connection& conn) -> Result<std::optional<std::string>> {
+            auto q = conn.query("SELECT holder FROM leases WHERE name = ? AND expires_at >= ?");
+            q.bind(name).bind(now);
+            TRY_ASSIGN(bool row, q.step());
+            if (!row) return std::optional<std::string>();
+            return std::optional<std::string>(q.text(0));
+        });
+    }
+
     // --- pins -------------------------------------------------------------
     Result<PinRow> add_pin(const PinRow& pin, size_t keep) override {
         return with_transaction([&](Connection& conn) -> Result<PinRow> {

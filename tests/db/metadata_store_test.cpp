@@ -384,6 +384,9 @@ TEST_P(MetadataStoreTest, GarbageCollectionPrimitives) {
     EXPECT_TRUE(*m_store->take_lease("gc", "b", 211, 270)) << "an expired lease is free";
     ASSERT_TRUE(m_store->drop_lease("gc", "b"));
     EXPECT_TRUE(*m_store->take_lease("gc", "a", 212, 270));
+    EXPECT_EQ(*m_store->lease_holder("gc", 260), std::optional<std::string>("a"));
+    EXPECT_EQ(*m_store->lease_holder("gc", 271), std::nullopt) << "expired";
+    EXPECT_EQ(*m_store->lease_holder("other", 260), std::nullopt);
 
     // Pins: the newest `keep` of a name.
     for (auto p : {"p1", "p2", "p3"}) ASSERT_TRUE(m_store->add_pin(PinRow{0, c.id, "rel", p, 0}, 2));

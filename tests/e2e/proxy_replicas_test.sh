@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Pull-through on two replicas (one PostgreSQL, one S3 bucket): 8 clients,
-# 4 on each replica, fetch one 64 MB upstream NAR at once; nginx (the
-# upstream) serves it once, the replica holding the download's lease streams
-# it, the other serves the stored NAR once it is there; every client gets
-# the NAR its signed narinfo describes.
+# 4 on each replica, fetch one 64 MB upstream NAR at once from an upstream
+# sending 8 MB/s; nginx serves it once, the replica holding the download's
+# lease streams it, the other streams it too as it arrives (through pieces in
+# the bucket), not once it is stored; every client gets the NAR its signed
+# narinfo describes.
 source "$(dirname "$0")/lib.sh"
 
 start_shared_peers proxy
@@ -14,7 +15,7 @@ head -c $((32 << 20)) /dev/urandom > "$TMP/big/random"
 { yes "larder replicas $$" || true; } | head -c $((32 << 20)) > "$TMP/big/text"
 big=$(nix-store --add "$TMP/big")
 nix copy --to "file://$TMP/up?compression=zstd&secret-key=$TMP/up.sk" "$big" 2>> "$TMP/nix.log" || fail "nix copy"
-nginx_start "$TMP/up"
+nginx_start "$TMP/up" "limit_rate 8m;"
 
 start_server "$TMP/a" --config "$TMP/shared.toml"
 URL_A=$URL SERVER_A=$SERVER_PID
@@ -32,10 +33,20 @@ served=$(sed -n 's/^URL: //p' "$TMP/narinfo")
 upfile=$(sed -n 's/^URL: //p' "$TMP/up/$h.narinfo")
 
 clients=()
+start=$(date +%s%N)
 for i in $(seq 8); do
     u=$URL_A; [ $((i % 2)) = 0 ] && u=$URL_B
-    curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" -o "$TMP/nar.$i" "$u/main/$served" &
+    curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" -o "$TMP/nar.$i" -w '%{time_total}\n' \
+        "$u/main/$served" > "$TMP/time.$i" &
     clients+=($!)
+done
+# When each client's first NAR bytes arrived (its file is no longer empty).
+declare -A first_byte=()
+while [ ${#first_byte[@]} -lt 8 ] && kill -0 "${clients[@]}" 2>/dev/null; do
+    for i in $(seq 8); do
+        [ -z "${first_byte[$i]:-}" ] && [ -s "$TMP/nar.$i" ] && first_byte[$i]=$(( ($(date +%s%N) - start) / 1000000 ))
+    done
+    sleep 0.05
 done
 for pid in "${clients[@]}"; do wait "$pid" || fail "a client's download failed"; done
 downloads=$(grep -c "GET /$upfile " "$NGINX_LOG" || true)
@@ -46,4 +57,10 @@ for i in $(seq 8); do
     got=$(nix-hash --type sha256 --flat --base32 "$TMP/check.nar")
     [ "sha256:$got" = "$want" ] || fail "client $i's NAR hashes to $got, not $want"
 done
-pass "8 clients on 2 replicas, one 64 MB upstream NAR: 1 upstream download, all 8 NARs match the signed NarHash"
+# Each replica's clients got their first bytes while the download went on.
+[ ${#first_byte[@]} = 8 ] || fail "only ${#first_byte[@]} clients got bytes before the others ended"
+first=$(printf '%s\n' "${first_byte[@]}" | sort -n | tail -1)
+total=$(cat "$TMP"/time.* | awk '{ if ($1 > m) m = $1 } END { print m }')
+awk -v t="$total" 'BEGIN { exit !(t >= 3) }' || fail "the download took only ${total}s: the test shows nothing"
+[ "$first" -lt 2000 ] || fail "slowest first NAR byte after ${first} ms of a ${total}s download"
+pass "8 clients on 2 replicas, one 64 MB upstream NAR at 8 MB/s: 1 upstream download, all 8 NARs match the signed NarHash; slowest client's first NAR byte after ${first} ms, last after ${total}s"

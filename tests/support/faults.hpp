@@ -133,6 +133,7 @@ public:
     LARDER_FAULTY(Result<std::vector<DamagedObject>>, damaged_objects, (), ())
     LARDER_FAULTY(Result<bool>, take_lease, (sv n, sv h, int64_t now, int64_t until), (n, h, now, until))
     LARDER_FAULTY(Result<void>, drop_lease, (sv n, sv h), (n, h))
+    LARDER_FAULTY(Result<std::optional<std::string>>, lease_holder, (sv n, int64_t now), (n, now))
     LARDER_FAULTY(Result<db::PinRow>, add_pin, (const db::PinRow& p, size_t keep), (p, keep))
     LARDER_FAULTY(Result<std::vector<db::PinRow>>, list_pins, (int64_t c), (c))
     LARDER_FAULTY(Result<int64_t>, delete_pin, (int64_t c, sv n), (c, n))
