@@ -405,7 +405,8 @@ Result<void> CacheService::sweep(GcReport& report, int64_t now) {
         if (swept.size() < k_sweep_batch) break;
     }
     // Blobs no row names and older than the grace period: uploads that
-    // crashed between storing a chunk and recording it.
+    // crashed between storing a chunk and recording it, and the pieces of
+    // pull-through downloads other replicas followed.
     spdlog::info("gc: {} chunks deleted in {:.1f} s", report.chunks_deleted, since(start));
     TRY_ASSIGN(auto listed, m_blobs.list());
     std::vector<std::string> old;

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <random>
 #include <utility>
 
@@ -230,6 +231,7 @@ struct CacheService::ProxyState {
     std::mutex mutex;
     std::unordered_map<std::string, std::shared_ptr<Download>> downloads;  // by "<cache id>/<NarHash>"
     TaskPool pool{32};  // downloads under way (each mostly waits on the network)
+    TaskPool lookups{16};  // narinfo requests for upstream_has()
 };
 
 namespace {
@@ -536,6 +538,24 @@ Result<std::optional<std::string>> CacheService::proxied_narinfo(const db::Cache
     // remembered only as long as any absence.
     if (definitive) m_upstream_misses.put(miss_key, true, m_config.upstream_miss_ttl);
     return std::optional<std::string>();
+}
+
+Result<std::vector<std::string>> CacheService::upstream_has(const db::CacheRow& cache,
+                                                            const std::vector<std::string>& hash_parts) {
+    std::vector<std::string> found;
+    if (cache.upstreams.empty() || hash_parts.empty()) return found;
+    std::vector<std::future<Result<std::optional<std::string>>>> answers;
+    answers.reserve(hash_parts.size());
+    for (const auto& h : hash_parts)
+        answers.push_back(proxy().lookups.submit([this, &cache, &h] { return proxied_narinfo(cache, h); }));
+    std::optional<Error> failed;
+    for (size_t i = 0; i < answers.size(); ++i) {
+        auto r = answers[i].get();  // every one waited for: they refer to this frame
+        if (!r) failed = r.error();
+        else if (*r) found.push_back(hash_parts[i]);
+    }
+    if (failed) return Failure{*failed};
+    return found;
 }
 
 Result<std::vector<std::string>> CacheService::references_upstream(const db::CacheRow& cache,

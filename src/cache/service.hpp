@@ -225,6 +225,12 @@ public:
     Result<FsckReport> check_integrity(const FsckOptions& options);
     Result<std::vector<std::string>> missing_paths(const db::CacheRow& cache,
                                                    const std::vector<std::string>& hash_parts);
+    // Which of these paths (hash parts the cache lacks) its upstreams have,
+    // with a verified signature: asked 16 at a time (answers and misses
+    // remembered as for narinfo requests), so `larder push` skips them and a
+    // path referring to them is accepted.
+    Result<std::vector<std::string>> upstream_has(const db::CacheRow& cache,
+                                                  const std::vector<std::string>& hash_parts);
 
     // Listings, logs and realisations, stored as sent.
     Result<void> put_file(const db::CacheRow& cache, std::string_view kind, std::string_view name,

@@ -338,11 +338,14 @@ Result<PushSummary> push_once(const ServerLogin& login, std::string_view cache, 
     nlohmann::json query{{"paths", nlohmann::json::array()}};
     for (const auto& p : closure) query["paths"].push_back(hash_part_of(p.path));
     TRY_ASSIGN(auto answer, call_api(login, "POST", fmt::format("/api/v1/caches/{}/missing", cache), query));
-    std::unordered_set<std::string> missing;
+    std::unordered_set<std::string> missing, served_upstream;
     std::vector<std::string> upstream_keys;
     std::optional<Chunking> chunking;
     try {
         for (const auto& h : answer.at("missing")) missing.insert(h.get<std::string>());
+        // Paths the cache's upstreams serve (a pull-through cache): not sent.
+        if (answer.contains("upstream"))
+            for (const auto& h : answer["upstream"]) served_upstream.insert(h.get<std::string>());
         if (answer.contains("upstream_keys")) upstream_keys = answer["upstream_keys"].get<std::vector<std::string>>();
         if (answer.contains("chunks") && options.transit == PushOptions::Transit::frames) {
             const auto& c = answer["chunks"];
@@ -362,7 +365,7 @@ Result<PushSummary> push_once(const ServerLogin& login, std::string_view cache, 
     std::unordered_map<std::string, std::string> upstream_paths;  // missing, but signed upstream: narinfos
     for (const auto& p : closure) {
         if (!missing.contains(std::string(hash_part_of(p.path)))) {
-            ++summary.cached;
+            ++(served_upstream.contains(std::string(hash_part_of(p.path))) ? summary.upstream : summary.cached);
             continue;
         }
         TRY_ASSIGN(auto info, store.to_nar_info(p, compression));

@@ -32,7 +32,7 @@ struct PushOptions {
 struct PushSummary {
     size_t closure = 0;   // paths in the closure
     size_t cached = 0;    // already in the cache
-    size_t upstream = 0;  // skipped: signed by an upstream key
+    size_t upstream = 0;  // skipped: signed by an upstream key, or served by the cache's upstreams
     size_t pushed = 0;
     size_t failed = 0;    // failed, or not tried because a reference failed
     uint64_t nar_bytes = 0;   // NAR bytes pushed

@@ -1,6 +1,8 @@
 // The JSON API under /api/v1/: caches and tokens, for the larder CLI.
 #include <ctime>
 
+#include <unordered_set>
+
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
@@ -257,15 +259,22 @@ Result<Response> Handler::api_caches(const Prepared& p, Request& request, std::s
             hashes.emplace_back(*hash);
         }
         TRY_ASSIGN(auto missing, m_service.missing_paths(row, hashes));
+        // Paths the cache's upstreams serve (pull-through) are not missing:
+        // a push skips them, and paths referring to them are accepted.
+        TRY_ASSIGN(auto upstream, m_service.upstream_has(row, missing));
+        if (!upstream.empty()) {
+            std::unordered_set<std::string> there(upstream.begin(), upstream.end());
+            std::erase_if(missing, [&](const std::string& h) { return there.count(h) > 0; });
+        }
         // The upstream keys let `larder push` skip what upstream caches serve
-        // without asking a second time, 
+        // without asking a second time,
         // and the chunking, so that push can send the chunks as stored.
         const auto& chunking = m_service.config();
         json chunks{{"min_size", chunking.chunk_params.min_size}, {"avg_size", chunking.chunk_params.avg_size},
                     {"max_size", chunking.chunk_params.max_size}, {"single_below", chunking.single_chunk_below},
                     {"zstd_level", chunking.zstd_level}};
-        return json_response(200, json{{"missing", missing}, {"upstream_keys", row.upstream_keys},
-                                       {"chunks", chunks}}.dump());
+        return json_response(200, json{{"missing", missing}, {"upstream", upstream},
+                                       {"upstream_keys", row.upstream_keys}, {"chunks", chunks}}.dump());
     }
     if (action == "pins" || action.starts_with("pins/")) {
         auto pin_name = action.substr(std::min(action.size(), size_t{5}));

@@ -160,6 +160,17 @@ got=$(nar_hash_of "$TMP/good.nar.zst")
 pass "a NAR not matching its signed NarHash: the client gets an error, nothing is stored, the next request works"
 nginx_stop
 
+# Deletes CLOSURE and substitutes ROOT from CACHE by a fresh client, trusting
+# only that cache's key.
+substitute_again() {  # CACHE ROOT CLOSURE...
+    local cache=$1 root=$2; shift 2
+    nix-store --delete "$@" > /dev/null 2>&1 || fail "could not delete the closure of $root"
+    export XDG_CACHE_HOME=$TMP/xdg-$cache
+    nix-store -r "$root" --option substituters "$URL/$cache" --option trusted-public-keys \
+        "$(curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/api/v1/caches/$cache" | json_field public_key)" \
+        --option require-sigs true > /dev/null 2>> "$TMP/nix.log" || fail "substituting $root from $cache"
+}
+
 # 5. nix copy --to a private closure whose references are upstream paths.
 priv_root=$(bash "$LARDER_SOURCE/tests/e2e/make_corpus.sh" small priv-$$)
 mapfile -t priv_closure < <(nix-store -qR "$priv_root")
@@ -175,12 +186,24 @@ nix copy --to "$URL/priv?compression=zstd" "$priv_root" 2>> "$TMP/nix.log" || fa
 [ "$(nar_gets)" = 0 ] || fail "the copy made larder download $(nar_gets) upstream NARs"
 puts=$(( $(metric larder_uploads_total) - uploads_before ))
 [ "$puts" = 1 ] || fail "nix uploaded $puts NARs (the rest are upstream)"
-nix-store --delete "${priv_closure[@]}" > /dev/null 2>&1 || fail "could not delete the private closure"
-export XDG_CACHE_HOME=$TMP/xdg6
-nix-store -r "$priv_root" --option substituters "$URL/priv" --option trusted-public-keys \
-    "$(curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/api/v1/caches/priv" | json_field public_key)" \
-    --option require-sigs true > /dev/null 2>> "$TMP/nix.log" || fail "substituting the private closure"
+substitute_again priv "$priv_root" "${priv_closure[@]}"
 pass "nix copy of a private path referring to ${#deps[@]} upstream paths: 1 NAR uploaded, none fetched; it substitutes"
+
+# 5b. The same with larder push: the server says which paths its upstreams
+# serve (the local paths carry no upstream signature), and push skips them.
+push_root=$(bash "$LARDER_SOURCE/tests/e2e/make_corpus.sh" small push-$$)
+mapfile -t push_closure < <(nix-store -qR "$push_root")
+deps=(); for p in "${push_closure[@]}"; do [ "$p" != "$push_root" ] && deps+=("$p"); done
+nix copy --to "file://$TMP/up3?compression=xz&secret-key=$TMP/up.sk" "${deps[@]}" 2>> "$TMP/nix.log"
+gets_before=$(nar_gets)
+"$LARDER" cache create priv2 > /dev/null
+"$LARDER" cache configure priv2 --upstream "$NGINX_URL=$UPKEY" > /dev/null
+"$LARDER" push priv2 "$push_root" --json > "$TMP/push.json" 2>> "$TMP/push.log" || fail "larder push: $(tail -3 "$TMP/push.log")"
+[ "$(json_field pushed < "$TMP/push.json")" = 1 ] && [ "$(json_field upstream < "$TMP/push.json")" = "${#deps[@]}" ] \
+    || fail "larder push: $(cat "$TMP/push.json")"
+[ "$(nar_gets)" = "$gets_before" ] || fail "the push made larder download $(( $(nar_gets) - gets_before )) upstream NARs"
+substitute_again priv2 "$push_root" "${push_closure[@]}"
+pass "larder push of a private path referring to ${#deps[@]} paths only upstream has: 1 pushed, ${#deps[@]} skipped as upstream, none fetched; it substitutes"
 
 # 6. Eight clients, one NAR of BIG_MB (64 MB; the issue's 270 by hand), one upstream download.
 half=$(( ${BIG_MB:-64} / 2 ))
