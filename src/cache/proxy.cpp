@@ -687,8 +687,14 @@ Result<void> CacheService::fetch_upstream_nar(const db::CacheRow& cache, const U
     CountingSink nar_bytes(whole ? client.get() : &plain);  // a hostile upstream sends no more than NarSize
     auto decompress = codec::make_decompressor(method, nar_bytes);
     auto e = endpoint(up);
-    auto renewed = std::chrono::steady_clock::now();
+    auto asked = std::chrono::steady_clock::now(), renewed = asked;
+    bool first = true;
     TRY_ASSIGN(long status, upstream::stream(e, row.nar_url, [&](std::string_view data) -> Result<void> {
+        if (first) {
+            first = false;
+            m_counters.upstream_nar_latency.observe(
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count());
+        }
         m_counters.upstream_bytes += data.size();
         if (std::chrono::steady_clock::now() - renewed > std::chrono::seconds(20)) {
             renewed = std::chrono::steady_clock::now();

@@ -117,7 +117,8 @@ struct ServiceCounters {
     // failed; bytes received; narinfo request latency.
     std::atomic<uint64_t> upstream_hits{0}, upstream_misses{0}, upstream_errors{0};
     std::atomic<uint64_t> upstream_nar_fetches{0}, upstream_nar_failures{0}, upstream_bytes{0};
-    Histogram upstream_latency;
+    Histogram upstream_latency;       // of narinfo requests
+    Histogram upstream_nar_latency;   // from a NAR request to the upstream's first byte
 };
 
 struct PinInfo {

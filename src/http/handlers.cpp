@@ -324,6 +324,9 @@ std::string Handler::render_metrics(bool per_cache) {
     out += "# HELP larder_upstream_narinfo_seconds Time upstreams took to answer a narinfo request.\n"
            "# TYPE larder_upstream_narinfo_seconds histogram\n";
     c.upstream_latency.render(out, "larder_upstream_narinfo_seconds", "");
+    out += "# HELP larder_upstream_nar_first_byte_seconds Time from asking an upstream for a NAR to its first byte.\n"
+           "# TYPE larder_upstream_nar_first_byte_seconds histogram\n";
+    c.upstream_nar_latency.render(out, "larder_upstream_nar_first_byte_seconds", "");
     auto pool = m_service.database_pool();
     gauge("larder_db_connections", "Database connections open (idle or in use).", pool.open);
     gauge("larder_db_connections_in_use", "Database connections running a query or transaction.", pool.in_use);

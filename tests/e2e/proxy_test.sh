@@ -238,7 +238,7 @@ ttfb=$(sort -n "$TMP"/ttfb.* | tail -1)
 pass "8 clients, one $((half * 2)) MB NAR: 1 upstream download, each NAR verified against the signed NarHash, slowest first byte ${ttfb}s (nginx direct ${up_ttfb}s)"
 
 for m in larder_upstream_narinfo_hits_total larder_upstream_narinfo_misses_total larder_upstream_errors_total \
-         larder_upstream_received_bytes_total; do
+         larder_upstream_received_bytes_total larder_upstream_nar_first_byte_seconds_count; do
     [ "$(metric "$m")" -gt 0 ] || fail "$m is $(metric "$m")"
 done
 pass "upstream metrics move (hits $(metric larder_upstream_narinfo_hits_total), misses $(metric larder_upstream_narinfo_misses_total), errors $(metric larder_upstream_errors_total))"
