@@ -95,7 +95,11 @@ private:
 
 class LocalStore : public BlobStore {
 public:
-    explicit LocalStore(fs::path root) : m_root(std::move(root)) {}
+    // Reads resolve blobs relative to the directory's fd: one 2-component
+    // walk per chunk instead of the whole path's (a NAR is read as
+    // hundreds of chunk files).
+    explicit LocalStore(fs::path root)
+        : m_root(std::move(root)), m_root_fd(::open(m_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {}
 
     Result<void> put(std::string_view key, std::string_view data) override {
         TRY_ASSIGN(auto path, path_of(key));
@@ -142,11 +146,8 @@ public:
 
     Result<void> get(std::string_view key, Sink& sink, uint64_t offset,
                      std::optional<uint64_t> length) override {
-        TRY_ASSIGN(auto path, path_of(key));
-        UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-        if (!fd)
-            return fail(errno == ENOENT ? ErrorCode::not_found : ErrorCode::unavailable,
-                        errno_message("cannot open blob", path));
+        TRY_ASSIGN(auto fd, open_blob(key));
+        auto path = m_root / relative_path(key);
         struct stat st {};
         if (::fstat(fd.get(), &st) != 0) return fail(ErrorCode::unavailable, errno_message("cannot stat", path));
         auto size = static_cast<uint64_t>(st.st_size);
@@ -166,18 +167,15 @@ public:
 
     Result<std::unique_ptr<Source>> open(std::string_view key, uint64_t offset,
                                          uint64_t length) override {
-        TRY_ASSIGN(auto path, path_of(key));
-        UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-        if (!fd)
-            return fail(errno == ENOENT ? ErrorCode::not_found : ErrorCode::unavailable,
-                        errno_message("cannot open blob", path));
-        return std::unique_ptr<Source>(std::make_unique<RangeSource>(std::move(fd), path, offset, length));
+        TRY_ASSIGN(auto fd, open_blob(key));
+        return std::unique_ptr<Source>(
+            std::make_unique<RangeSource>(std::move(fd), m_root / relative_path(key), offset, length));
     }
 
     Result<bool> exists(std::string_view key) override {
-        TRY_ASSIGN(auto path, path_of(key));
+        if (!is_valid_key(key)) return invalid_key(key);
         struct stat st {};
-        return ::stat(path.c_str(), &st) == 0;
+        return ::fstatat(m_root_fd.get(), relative_path(key).c_str(), &st, 0) == 0;
     }
 
     bool exists_is_cheap() const override { return true; }
@@ -217,13 +215,34 @@ private:
         return ok();
     }
 
+    // "<first two key chars>/<key>", for a valid key.
+    static std::string relative_path(std::string_view key) {
+        std::string rel;
+        rel.reserve(key.size() + 3);
+        rel.append(key.substr(0, 2)).append(1, '/').append(key);
+        return rel;
+    }
+
+    Result<UniqueFd> open_blob(std::string_view key) const {
+        if (!is_valid_key(key)) return invalid_key(key);
+        UniqueFd fd(::openat(m_root_fd.get(), relative_path(key).c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd)
+            return fail(errno == ENOENT ? ErrorCode::not_found : ErrorCode::unavailable,
+                        errno_message("cannot open blob", m_root / relative_path(key)));
+        return fd;
+    }
+
+    static Failure invalid_key(std::string_view key) {
+        return fail(ErrorCode::invalid_input, fmt::format("invalid blob key '{}'", key.substr(0, 64)));
+    }
+
     Result<fs::path> path_of(std::string_view key) const {
-        if (!is_valid_key(key))
-            return fail(ErrorCode::invalid_input, fmt::format("invalid blob key '{}'", key.substr(0, 64)));
-        return m_root / key.substr(0, 2) / key;
+        if (!is_valid_key(key)) return invalid_key(key);
+        return m_root / relative_path(key);
     }
 
     fs::path m_root;
+    UniqueFd m_root_fd;  // (the directory exists: open_blob_store creates it)
     std::mutex m_sync_mutex;
     std::condition_variable m_sync_finished;
     bool m_sync_running = false;

@@ -272,12 +272,16 @@ Result<db::NarRow> CacheService::served_nar(const db::CacheRow& cache, std::stri
 
 Result<void> CacheService::check_whole(const db::NarRow& nar) {
     // Never a 200 that ends early: a NAR is served only if every chunk is
-    // there (on local disk checked here; on S3, as fsck last found).
+    // there (on local disk checked here, at most once a minute per NAR; on
+    // S3, as fsck last found).
     auto damaged = fail(ErrorCode::not_found, "this NAR is damaged (a chunk is missing or corrupt; larder fsck "
                                               "lists it): push the path again to heal it");
-    for (const auto& chunk : nar.chunks) {
+    for (const auto& chunk : nar.chunks)
         if (chunk.damaged) return damaged;
-        if (!m_blobs.exists_is_cheap()) continue;
+    if (!m_blobs.exists_is_cheap()) return ok();
+    auto key = std::to_string(nar.id);
+    if (m_whole_nars.get(key)) return ok();
+    for (const auto& chunk : nar.chunks) {
         TRY_ASSIGN(bool there, m_blobs.exists(chunk.blob));
         if (there) continue;
         spdlog::warn("chunk {} of NAR {} is missing from storage; its paths are no longer served", chunk.blob,
@@ -285,6 +289,7 @@ Result<void> CacheService::check_whole(const db::NarRow& nar) {
         (void)m_db.set_chunk_damaged(chunk.id, true);
         return damaged;
     }
+    m_whole_nars.put(key, true, std::chrono::minutes(1));
     return ok();
 }
 

@@ -327,6 +327,9 @@ private:
     // apart from m_narinfos, whose absences last negative_ttl, so that a
     // path pushed through another replica is still seen within that.
     LookupCache<bool> m_upstream_misses;
+    // NARs (by id) whose chunks were all found on local disk within the last
+    // minute: check_whole() stats each chunk once a minute, not per request.
+    LookupCache<bool> m_whole_nars;
     std::atomic<unsigned> m_transcodes{0};  // re-encoded downloads open now
     TaskPool m_upload_pool;                 // chunks of uploads: compress, put
     std::atomic<int64_t> m_upload_budget;   // chunk bytes all uploads may have in flight
