@@ -148,8 +148,9 @@ public:
     PiecePublisher(blob::BlobStore& blobs, std::string id, int fd) : m_blobs(blobs), m_id(std::move(id)), m_fd(fd) {}
 
     // The readers' stream has `size` bytes now: publishes its whole pieces,
-    // if wanted. A failure stops publishing (the waiting replica then falls
-    // back to the stored NAR), never the download.
+    // if wanted. A failure stops publishing, never the download: a reader
+    // elsewhere that has read nothing yet falls back to the stored NAR, one
+    // that has fails when the lease ends (its client tries again).
     void grew(uint64_t size) {
         if (!wanted(false)) return;
         while (!m_broken && m_published + k_piece_bytes <= size) publish(k_piece_bytes);
