@@ -37,6 +37,9 @@ small_corpus() { bash "$LARDER_SOURCE/tests/e2e/make_corpus.sh" small; }
 start_server() {
     local data=$1; shift
     mkdir -p "$data"
+    # There before the loop below reads it: the background job's redirect
+    # may come after the first read (seen once in CI, under ASan).
+    : > "$data/serve.log"
     local config=()
     if [ -n "${LARDER_TEST_CONFIG:-}" ] && [[ " $* " != *" --config "* ]]; then config=(--config "$LARDER_TEST_CONFIG"); fi
     "$LARDER" serve --data "$data" --listen 127.0.0.1:${PORT:-0} "${config[@]}" "$@" > "$data/serve.log" 2>&1 &
