@@ -24,11 +24,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Reads a byte range of an open file with pread.
+// Reads a byte range of an open file with pread. The file's path (for a
+// message) is built only if a read fails: NARs open hundreds of these.
 class RangeSource : public Source {
 public:
-    RangeSource(UniqueFd fd, fs::path path, uint64_t offset, uint64_t length)
-        : m_fd(std::move(fd)), m_path(std::move(path)), m_offset(offset), m_left(length) {}
+    RangeSource(UniqueFd fd, const fs::path& root, std::string relative, uint64_t offset, uint64_t length)
+        : m_fd(std::move(fd)), m_root(root), m_relative(std::move(relative)), m_offset(offset), m_left(length) {}
 
     Result<size_t> read(char* buf, size_t len) override {
         if (m_left == 0) return size_t{0};
@@ -36,7 +37,7 @@ public:
         for (;;) {
             ssize_t n = ::pread(m_fd.get(), buf, want, static_cast<off_t>(m_offset));
             if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) return fail(ErrorCode::corrupt, errno_message("short read from blob", m_path));
+            if (n <= 0) return fail(ErrorCode::corrupt, errno_message("short read from blob", m_root / m_relative));
             m_offset += static_cast<uint64_t>(n);
             m_left -= static_cast<uint64_t>(n);
             return static_cast<size_t>(n);
@@ -53,7 +54,8 @@ public:
 
 private:
     UniqueFd m_fd;
-    fs::path m_path;
+    const fs::path& m_root;  // the store's, which outlives its sources
+    std::string m_relative;
     uint64_t m_offset;
     uint64_t m_left;
 };
@@ -169,7 +171,7 @@ public:
                                          uint64_t length) override {
         TRY_ASSIGN(auto fd, open_blob(key));
         return std::unique_ptr<Source>(
-            std::make_unique<RangeSource>(std::move(fd), m_root / relative_path(key), offset, length));
+            std::make_unique<RangeSource>(std::move(fd), m_root, relative_path(key), offset, length));
     }
 
     Result<bool> exists(std::string_view key) override {
