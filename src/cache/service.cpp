@@ -153,10 +153,12 @@ std::optional<std::optional<std::string>> CacheService::remembered_narinfo(const
 void CacheService::forget_cache(std::string_view name) {
     m_caches.erase(std::string(name));
     m_narinfos.clear();
+    m_downloads.clear();
 }
 
 void CacheService::forget_path(int64_t cache_id, std::string_view hash_part) {
     m_narinfos.erase(fmt::format("{}/{}", cache_id, hash_part));
+    m_downloads.clear();  // keyed by file, not by path: a deleted path's NAR stops at once
 }
 
 Result<void> CacheService::flush_uses() {
@@ -268,6 +270,22 @@ Result<db::NarRow> CacheService::served_nar(const db::CacheRow& cache, std::stri
     TRY(check_whole(*nar));
     m_usage.nar(cache.id, nar->id);
     return std::move(*nar);
+}
+
+Result<std::shared_ptr<const db::NarRow>> CacheService::nar_to_download(const db::CacheRow& cache,
+                                                                       std::string_view file) {
+    auto key = fmt::format("{}/{}", cache.id, file);
+    auto memo = m_downloads.get(key);
+    if (!memo) {
+        TRY_ASSIGN(auto nar, served_nar(cache, file));
+        size_t bytes = sizeof(db::NarRow) + nar.chunks.size() * (sizeof(db::ChunkRow) + 200);
+        memo = std::make_shared<const db::NarRow>(std::move(nar));
+        m_downloads.put(key, *memo, m_config.lookup_ttl, bytes);
+        return std::move(*memo);
+    }
+    TRY(check_whole(**memo));
+    m_usage.nar(cache.id, (*memo)->id);
+    return std::move(*memo);
 }
 
 Result<void> CacheService::check_whole(const db::NarRow& nar) {

@@ -157,6 +157,10 @@ public:
     Result<std::string> narinfo(const db::CacheRow& cache, std::string_view hash_part);
     // `file` is the name under nar/, e.g. "<filehash>.nar.zst".
     Result<db::NarRow> served_nar(const db::CacheRow& cache, std::string_view file);
+    // The same for a download, remembered for lookup_ttl: a NAR's row and
+    // its hundreds of chunk rows cost more than streaming it from the page
+    // cache. (Uploads that link a NAR use served_nar, never a memo.)
+    Result<std::shared_ptr<const db::NarRow>> nar_to_download(const db::CacheRow& cache, std::string_view file);
     // The served bytes [offset, offset + length): stored chunks, concatenated.
     std::unique_ptr<Source> open_nar(const db::NarRow& nar, uint64_t offset, uint64_t length);
     // A NAR under the name a client uploaded it as: Nix caches the narinfo
@@ -323,6 +327,7 @@ private:
     blob::BlobStore& m_blobs;
     LookupCache<std::optional<db::CacheRow>> m_caches;   // by name; nullopt: no such cache
     LookupCache<std::optional<std::string>> m_narinfos;  // by "<cache id>/<hash>"
+    LookupCache<std::shared_ptr<const db::NarRow>> m_downloads;  // by "<cache id>/<file>"
     // Hash parts every upstream said it lacks, by "<cache id>/<hash>": kept
     // apart from m_narinfos, whose absences last negative_ttl, so that a
     // path pushed through another replica is still seen within that.

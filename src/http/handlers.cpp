@@ -397,7 +397,7 @@ Result<Response> Handler::handle_file(const Prepared& p, Request& request, std::
 }
 
 Result<Response> Handler::handle_nar(const Prepared& p, const Request& request) {
-    auto nar = m_service.served_nar(*p.cache, p.route.name);
+    auto nar = m_service.nar_to_download(*p.cache, p.route.name);
     if (!nar && nar.error().code == ErrorCode::not_found) {
         // HEAD before upload names the client's own file; say if it came.
         if (request.method == Method::head) {
@@ -415,10 +415,11 @@ Result<Response> Handler::handle_nar(const Prepared& p, const Request& request) 
         return r;
     }
     if (!nar) return Failure{std::move(nar).error()};
-    auto range = parse_range(request.range, nar->file_size);
+    const db::NarRow& row = **nar;
+    auto range = parse_range(request.range, row.file_size);
     if (!range) {
         auto r = text_response(416, "range not satisfiable\n");
-        r.headers.emplace_back("Content-Range", fmt::format("bytes */{}", nar->file_size));
+        r.headers.emplace_back("Content-Range", fmt::format("bytes */{}", row.file_size));
         return r;
     }
     Response r;
@@ -427,8 +428,8 @@ Result<Response> Handler::handle_nar(const Prepared& p, const Request& request) 
     r.headers.emplace_back("Accept-Ranges", "bytes");
     if (range->partial)
         r.headers.emplace_back("Content-Range", fmt::format("bytes {}-{}/{}", range->offset,
-                                                            range->offset + range->length - 1, nar->file_size));
-    r.stream = m_service.open_nar(*nar, range->offset, range->length);
+                                                            range->offset + range->length - 1, row.file_size));
+    r.stream = m_service.open_nar(row, range->offset, range->length);
     r.stream_length = range->length;
     return r;
 }
