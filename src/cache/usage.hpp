@@ -23,6 +23,8 @@ public:
 
     void path(int64_t cache_id, std::string_view hash_part) {
         std::lock_guard lock(m_mutex);
+        // Looked up first: a path fetched again (most are) allocates nothing.
+        if (m_uses.paths.count(PathKey{cache_id, hash_part})) return;
         if (m_count < k_max_pending && m_uses.paths.emplace(cache_id, hash_part).second) ++m_count;
     }
     void nar(int64_t cache_id, int64_t nar_id) {
@@ -43,8 +45,16 @@ public:
     }
 
 private:
+    using PathKey = std::pair<int64_t, std::string_view>;
+    struct PathLess {
+        using is_transparent = void;
+        template <class A, class B>
+        bool operator()(const A& a, const B& b) const {
+            return PathKey(a.first, a.second) < PathKey(b.first, b.second);
+        }
+    };
     struct Pending {
-        std::set<std::pair<int64_t, std::string>> paths;
+        std::set<std::pair<int64_t, std::string>, PathLess> paths;
         std::set<std::pair<int64_t, int64_t>> nars;
     };
     std::mutex m_mutex;

@@ -82,7 +82,7 @@ std::optional<Response> Handler::answer_from_memory(const Request& request) {
     if (!request.authorization.empty() || (request.method != Method::get && request.method != Method::head) ||
         request.ops_listener)
         return std::nullopt;
-    auto r = route(request.target);
+    const auto& r = request.route();
     if (!r || (r->kind != RouteKind::narinfo && r->kind != RouteKind::cache_info)) return std::nullopt;
     auto cache = m_service.remembered_cache(r->cache);
     // Private, absent or not remembered: prepare() decides (and says the same for each).
@@ -95,7 +95,7 @@ std::optional<Response> Handler::answer_from_memory(const Request& request) {
 }
 
 Result<Prepared> Handler::prepare(const Request& request) {
-    TRY_ASSIGN(auto r, route(request.target));
+    TRY_ASSIGN(auto r, request.route());
     Prepared p{std::move(r), std::nullopt, {}, BodyKind::none, 0, request.authorization};
     // The metrics address answers probes and scrapes only; with it, the
     // main address (perhaps public) has no /metrics.

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "http/router.hpp"
 #include "util/io.hpp"
 
 namespace larder::http {
@@ -27,6 +28,16 @@ struct Request {
     bool push_frames = false;   // X-Larder-Frames: chunks (push: one zstd frame per chunk)
     bool ops_listener = false;  // came to the metrics address (metrics_listen), not the main one
     std::string body;  // for requests with small bodies
+
+    // The target parsed by route(), once, by the first that asks (the
+    // memory answer, prepare() and the metrics each need it).
+    const Result<Route>& route() const {
+        if (!m_route) m_route.emplace(http::route(target));
+        return *m_route;
+    }
+
+private:
+    mutable std::optional<Result<Route>> m_route;
 };
 
 struct Response {

@@ -31,8 +31,9 @@ Metrics::Metrics() {
     }
 }
 
-std::string_view Metrics::route_label(std::string_view target) {
-    auto r = route(target);
+std::string_view Metrics::route_label(std::string_view target) { return route_label(http::route(target)); }
+
+std::string_view Metrics::route_label(const Result<Route>& r) {
     if (!r) return "other";
     switch (r->kind) {
         case RouteKind::health: return "health";

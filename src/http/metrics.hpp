@@ -40,6 +40,7 @@ public:
     std::string render() const;
 
     static std::string_view route_label(std::string_view target);
+    static std::string_view route_label(const Result<Route>& route);
 
     ServerGauges& gauges() { return m_gauges; }
 

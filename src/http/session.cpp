@@ -18,6 +18,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <cerrno>
 #include <cmath>
 #include <optional>
@@ -108,6 +109,23 @@ private:
     void set(int on) { (void)::setsockopt(m_fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on); }
     int m_fd;
 };
+
+// The status line and header fields of a response with a known length (or
+// of a HEAD answer, which may have none), as Beast would write them.
+std::string response_head(const Response& r, unsigned version, bool keep_alive, std::optional<uint64_t> length) {
+    auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(r.status));
+    std::string head;
+    head.reserve(192);
+    fmt::format_to(std::back_inserter(head), "HTTP/{}.{} {} {}\r\nServer: larder\r\nX-Content-Type-Options: nosniff\r\n"
+                   "Content-Type: {}\r\n", version / 10, version % 10, r.status, std::string_view(reason), r.content_type);
+    for (const auto& [k, v] : r.headers) head.append(k).append(": ").append(v).append("\r\n");
+    keep_alive = keep_alive && !r.close;
+    if (version >= 11 && !keep_alive) head.append("Connection: close\r\n");
+    if (version < 11 && keep_alive) head.append("Connection: keep-alive\r\n");
+    if (length) fmt::format_to(std::back_inserter(head), "Content-Length: {}\r\n", *length);
+    head.append("\r\n");
+    return head;
+}
 
 // Counts a request as in flight, for graceful shutdown.
 struct InFlight {
@@ -287,17 +305,13 @@ public:
         };
         beast::get_lowest_layer(m_stream).expires_after(m_config.send_timeout);
         std::optional<uint64_t> length = r.stream ? r.stream_length : r.body.size();
-        if (head || (!r.stream && r.body.empty())) {
-            bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(r.status), version};
-            prepare(res, length);
-            auto [ec, n] = co_await bhttp::async_write(m_stream, res, k_use_tuple);
-            co_return !ec;
-        }
-        if (!r.stream) {
-            bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), version};
-            prepare(res, length);
-            res.body() = std::move(r.body);
-            auto [ec, n] = co_await bhttp::async_write(m_stream, res, k_use_tuple);
+        if (head || !r.stream) {
+            // Most responses (narinfos): the head written here, then one
+            // gathered write of head and body.
+            auto text = response_head(r, version, keep_alive, length);
+            std::array<asio::const_buffer, 2> buffers{asio::buffer(text), asio::buffer(r.body)};
+            if (head || r.stream) buffers[1] = asio::const_buffer();
+            auto [ec, n] = co_await asio::async_write(m_stream, buffers, k_use_tuple);
             co_return !ec;
         }
         bhttp::response<bhttp::buffer_body> res{static_cast<bhttp::status>(r.status), version};
@@ -413,7 +427,8 @@ public:
             InFlight in_flight(state);
             auto start = std::chrono::steady_clock::now();
             auto& msg = parser.get();
-            auto request_id = fmt::format("{:x}-{}", m_id, n);
+            // Made only when something needs it: most requests are not logged as events.
+            auto request_id = [this, n] { return fmt::format("{:x}-{}", m_id, n); };
             Request request;
             request.method = method_of(msg.method());
             request.target = std::string(msg.target());
@@ -440,31 +455,31 @@ public:
             }
             if (!response.error_detail.empty()) {
                 if (logging_json())
-                    log_event(spdlog::level::err, event("error", request_id, msg.method(), logged_target,
+                    log_event(spdlog::level::err, event("error", request_id(), msg.method(), logged_target,
                                                         {{"error", response.error_detail}}));
                 else
-                    spdlog::error("request {} {} {} {}: {}", request_id, m_remote, bhttp::to_string(msg.method()),
+                    spdlog::error("request {} {} {} {}: {}", request_id(), m_remote, bhttp::to_string(msg.method()),
                                   logged_target, response.error_detail);
-                response.body = server_error_text(response.status, request_id);
+                response.body = server_error_text(response.status, request_id());
             }
-            if (response.status >= 400) response.headers.emplace_back("X-Request-Id", request_id);
+            if (response.status >= 400) response.headers.emplace_back("X-Request-Id", request_id());
             if (!body_read) response.close = true;  // the rest of the body is still on the wire
             bool sent = false;
             try {
                 sent = co_await write(response, request.method == Method::head, version, keep_alive);
             } catch (const std::exception& e) {
-                spdlog::error("request {} {}: sending the response failed: {}", request_id, m_remote, e.what());
+                spdlog::error("request {} {}: sending the response failed: {}", request_id(), m_remote, e.what());
             }
             auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
             uint64_t sent_bytes = !sent || request.method == Method::head ? 0
                                   : response.stream                  ? response.stream_length.value_or(0)
                                                                      : response.body.size();
-            m_handler.metrics().observe(Metrics::route_label(request.target), bhttp::to_string(msg.method()),
+            m_handler.metrics().observe(Metrics::route_label(request.route()), bhttp::to_string(msg.method()),
                                         response.status, ms / 1000, body_read ? parser.content_length().value_or(0) : 0,
                                         sent_bytes);
             if (m_config.log_requests && logging_json())
                 log_event(spdlog::level::info,
-                          event("request", request_id, msg.method(), logged_target,
+                          event("request", request_id(), msg.method(), logged_target,
                                 {{"status", response.status}, {"ms", std::round(ms * 10) / 10}}));
             else if (m_config.log_requests)
                 spdlog::info("{} {} {} {} {:.1f}ms", m_remote, bhttp::to_string(msg.method()), logged_target,
