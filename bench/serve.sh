@@ -58,16 +58,42 @@ larder_nar=$LARDER_URL/$(curl -sf "$LARDER_URL/$bh.narinfo" | sed -n 's/^URL: //
 nginx_nar=$NGINX_URL/$(sed -n 's/^URL: //p' "$TMP/files/$bh.narinfo")
 nar_mb=$(( $(nix path-info --json "$big" | jq '.[0].narSize') / 1000000 ))
 
-printf '%-34s %12s %12s %8s\n' "benchmark (${secs}s each, $(nproc) cores)" larder nginx ratio
+# The machine is shared and noisy: each row runs ROUNDS times, larder and
+# nginx in turn, and shows the median of each. The CPU columns are each
+# server's own CPU time (user + system, all threads) per request or per MB
+# sent, which the load generator sharing the cores disturbs less.
+rounds=${ROUNDS:-3}
+cpu_ticks() {  # PID... -> their threads' user + system time, in clock ticks (1/100 s)
+    local t=0 pid stat
+    for pid in "$@"; do for stat in /proc/"$pid"/task/*/stat; do
+        t=$(( t + $(awk '{print $14 + $15}' "$stat" 2>/dev/null || echo 0) )); done; done
+    echo "$t"
+}
+nginx_pids() { pgrep -P "$(cat "$NGINX_DIR/nginx.pid")" | tr '\n' ' '; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+row() {  # LABEL UNIT-PER-CPU(req|MB) COMMAND-FOR-LARDER COMMAND-FOR-NGINX
+    local label=$1 per=$2 lv=() nv=() lc=() nc=() i v a
+    for i in $(seq "$rounds"); do
+        a=$(cpu_ticks "$SERVER_PID"); v=$(eval "$3"); lv+=("$v")
+        lc+=("$(echo "($(cpu_ticks "$SERVER_PID") - $a) * 10000 / ($v * $secs)" | bc -l)")
+        a=$(cpu_ticks $(nginx_pids)); v=$(eval "$4"); nv+=("$v")
+        nc+=("$(echo "($(cpu_ticks $(nginx_pids)) - $a) * 10000 / ($v * $secs)" | bc -l)")
+    done
+    local l n; l=$(median "${lv[@]}"); n=$(median "${nv[@]}")
+    printf '%-34s %10.0f %10.0f %6sx %9.1f %9.1f  us CPU/%s\n' "$label" "$l" "$n" "$(ratio "$l" "$n")" \
+        "$(median "${lc[@]}")" "$(median "${nc[@]}")" "$per"
+}
+
+# Warm larder's memos (each path's narinfo) before timing.
+rps "$LARDER_URL" 4 > /dev/null
+printf '%-34s %10s %10s %7s %9s %9s\n' "benchmark (${secs}s, median of $rounds, $(nproc) cores)" larder nginx ratio \
+    "larder" "nginx"
 for c in 1 64; do
-    l=$(rps "$LARDER_URL" $c); n=$(rps "$NGINX_URL" $c)
-    printf '%-34s %12.0f %12.0f %7sx\n' "narinfo hits, $c conn (req/s)" "$l" "$n" "$(ratio "$l" "$n")"
+    row "narinfo hits, $c conn (req/s)" req "rps $LARDER_URL $c" "rps $NGINX_URL $c"
 done
-l=$(rps "$LARDER_URL" 64 miss); n=$(rps "$NGINX_URL" 64 miss)
-printf '%-34s %12.0f %12.0f %7sx\n' "narinfo misses, 64 conn (req/s)" "$l" "$n" "$(ratio "$l" "$n")"
+row "narinfo misses, 64 conn (req/s)" req "rps $LARDER_URL 64 miss" "rps $NGINX_URL 64 miss"
 for c in 1 16; do
-    l=$(throughput "$larder_nar" $c); n=$(throughput "$nginx_nar" $c)
-    printf '%-34s %12.0f %12.0f %7sx\n' "${nar_mb} MB NAR, $c conn (MB/s)" "$l" "$n" "$(ratio "$l" "$n")"
+    row "${nar_mb} MB NAR, $c conn (MB/s)" MB "throughput $larder_nar $c" "throughput $nginx_nar $c"
 done
 
 # Memory while 16 clients download the large NAR at once.
