@@ -63,10 +63,9 @@ nar_mb=$(( $(nix path-info --json "$big" | jq '.[0].narSize') / 1000000 ))
 # server's own CPU time (user + system, all threads) per request or per MB
 # sent, which the load generator sharing the cores disturbs less.
 rounds=${ROUNDS:-3}
-cpu_ticks() {  # PID... -> their threads' user + system time, in clock ticks (1/100 s)
-    local t=0 pid stat
-    for pid in "$@"; do for stat in /proc/"$pid"/task/*/stat; do
-        t=$(( t + $(awk '{print $14 + $15}' "$stat" 2>/dev/null || echo 0) )); done; done
+cpu_ticks() {  # PID... -> their user + system time (all threads, ended ones too), in ticks of 1/100 s
+    local t=0 pid
+    for pid in "$@"; do t=$(( t + $(awk '{print $14 + $15}' "/proc/$pid/stat") )); done
     echo "$t"
 }
 nginx_pids() { pgrep -P "$(cat "$NGINX_DIR/nginx.pid")" | tr '\n' ' '; }

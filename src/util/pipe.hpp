@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "util/io.hpp"
 
@@ -40,6 +41,7 @@ private:
     std::mutex m_mutex;
     std::condition_variable m_changed;
     std::deque<std::string> m_queue;
+    std::vector<std::string> m_spare;  // emptied buffers, reused by write()
     size_t m_queued = 0;
     size_t m_max;
     bool m_closed = false;
