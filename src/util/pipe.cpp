@@ -4,10 +4,6 @@
 
 namespace larder {
 
-namespace {
-constexpr size_t k_spares = 4;  // buffers kept for reuse
-}  // namespace
-
 class ConsumerThread::Reader : public Source {
 public:
     explicit Reader(ConsumerThread& owner) : m_owner(owner) {}
@@ -18,13 +14,18 @@ public:
             m_owner.m_changed.wait(lock, [&] { return !m_owner.m_queue.empty() || m_owner.m_closed; });
             if (m_owner.m_abort) return Failure{*m_owner.m_abort};
             if (m_owner.m_queue.empty()) return size_t{0};
-            if (m_current.capacity() > 0 && m_owner.m_spare.size() < k_spares) {
+            auto next = std::move(m_owner.m_queue.front());
+            m_owner.m_queue.pop_front();
+            m_owner.m_queued -= next.size();
+            // Kept for the writer if the pipe then holds no more than its
+            // queue could: reuse must not raise what an upload may hold.
+            if (m_current.capacity() >= 4096 &&
+                m_owner.m_queued + m_owner.m_spare_bytes + m_current.capacity() <= m_owner.m_max) {
                 m_current.clear();
+                m_owner.m_spare_bytes += m_current.capacity();
                 m_owner.m_spare.push_back(std::move(m_current));
             }
-            m_current = std::move(m_owner.m_queue.front());
-            m_owner.m_queue.pop_front();
-            m_owner.m_queued -= m_current.size();
+            m_current = std::move(next);
             m_offset = 0;
             m_owner.m_changed.notify_all();
         }
@@ -48,6 +49,8 @@ ConsumerThread::ConsumerThread(Consumer consumer, size_t max_queued_bytes) : m_m
         m_result = std::move(result);
         m_done = true;
         m_queue.clear();
+        m_spare.clear();
+        m_spare_bytes = 0;
         m_queued = 0;
         m_changed.notify_all();
     });
@@ -80,6 +83,7 @@ Result<void> ConsumerThread::write(std::string_view data) {
     // MiB is a fresh mapping whose pages fault in and are zeroed again (perf:
     // 8 % of the server's CPU during a plain `nix copy`).
     if (!m_spare.empty()) {
+        m_spare_bytes -= m_spare.back().capacity();
         m_queue.push_back(std::move(m_spare.back()));
         m_spare.pop_back();
         m_queue.back().assign(data);

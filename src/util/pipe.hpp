@@ -42,6 +42,7 @@ private:
     std::condition_variable m_changed;
     std::deque<std::string> m_queue;
     std::vector<std::string> m_spare;  // emptied buffers, reused by write()
+    size_t m_spare_bytes = 0;          // their capacity
     size_t m_queued = 0;
     size_t m_max;
     bool m_closed = false;
