@@ -100,7 +100,7 @@ private:
     static inline std::vector<std::unique_ptr<char[]>> s_free;
 };
 
-// TCP_CORK while a streamed body is sent: the kernel sends full segments
+// TCP_CORK while a stored NAR is sent: the kernel sends full segments
 // only, and what is left when the body ends. A NAR goes out as hundreds of
 // stored frames, one sendfile() each; without it each call's tail left as a
 // short segment of its own, waking the client once more.
@@ -326,7 +326,10 @@ public:
         res.body().data = nullptr;
         res.body().more = true;
         bhttp::response_serializer<bhttp::buffer_body> sr{res};
-        Cork cork(beast::get_lowest_layer(m_stream).socket().native_handle());
+        // Bodies of a known length only (stored NARs): a trickling stream
+        // (re-encoded, or fetched from an upstream) is sent as it comes.
+        std::optional<Cork> cork;
+        if (length) cork.emplace(beast::get_lowest_layer(m_stream).socket().native_handle());
         if (auto [ec, n] = co_await bhttp::async_write_header(m_stream, sr, k_use_tuple); ec) co_return false;
         if (length) co_return co_await send_raw(*r.stream, *length);
         // Unknown length (re-encoded downloads): chunked, to the stream's end.
