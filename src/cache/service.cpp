@@ -275,17 +275,16 @@ Result<db::NarRow> CacheService::served_nar(const db::CacheRow& cache, std::stri
 Result<std::shared_ptr<const db::NarRow>> CacheService::nar_to_download(const db::CacheRow& cache,
                                                                        std::string_view file) {
     auto key = fmt::format("{}/{}", cache.id, file);
-    auto memo = m_downloads.get(key);
-    if (!memo) {
-        TRY_ASSIGN(auto nar, served_nar(cache, file));
-        size_t bytes = sizeof(db::NarRow) + nar.chunks.size() * (sizeof(db::ChunkRow) + 200);
-        memo = std::make_shared<const db::NarRow>(std::move(nar));
-        m_downloads.put(key, *memo, m_config.lookup_ttl, bytes);
+    if (auto memo = m_downloads.get(key)) {
+        TRY(check_whole(**memo));  // what served_nar() does after its query
+        m_usage.nar(cache.id, (*memo)->id);
         return std::move(*memo);
     }
-    TRY(check_whole(**memo));
-    m_usage.nar(cache.id, (*memo)->id);
-    return std::move(*memo);
+    TRY_ASSIGN(auto row, served_nar(cache, file));
+    size_t bytes = sizeof(db::NarRow) + row.chunks.size() * (sizeof(db::ChunkRow) + 200);
+    auto nar = std::make_shared<const db::NarRow>(std::move(row));
+    m_downloads.put(key, nar, m_config.lookup_ttl, bytes);
+    return nar;
 }
 
 Result<void> CacheService::check_whole(const db::NarRow& nar) {

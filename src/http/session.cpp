@@ -116,9 +116,10 @@ private:
     int m_fd;
 };
 
-// The status line and header fields of a response with a known length (or
-// of a HEAD answer, which may have none), as Beast would write them.
-std::string response_head(const Response& r, unsigned version, bool keep_alive, std::optional<uint64_t> length) {
+// The status line and header fields of a response: its length if known,
+// else chunked (a HEAD answer may have neither).
+std::string response_head(const Response& r, unsigned version, bool keep_alive, std::optional<uint64_t> length,
+                          bool chunked) {
     auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(r.status));
     std::string head;
     head.reserve(192);
@@ -129,6 +130,7 @@ std::string response_head(const Response& r, unsigned version, bool keep_alive, 
     if (version >= 11 && !keep_alive) head.append("Connection: close\r\n");
     if (version < 11 && keep_alive) head.append("Connection: keep-alive\r\n");
     if (length) fmt::format_to(std::back_inserter(head), "Content-Length: {}\r\n", *length);
+    else if (chunked) head.append("Transfer-Encoding: chunked\r\n");
     head.append("\r\n");
     return head;
 }
@@ -301,52 +303,36 @@ public:
 
     // Writes a response; false if the connection broke.
     asio::awaitable<bool> write(Response& r, bool head, unsigned version, bool keep_alive) {
-        auto prepare = [&](auto& res, std::optional<uint64_t> length) {
-            res.set(bhttp::field::server, "larder");
-            res.set("X-Content-Type-Options", "nosniff");
-            res.set(bhttp::field::content_type, r.content_type);
-            for (const auto& [k, v] : r.headers) res.set(k, v);
-            res.keep_alive(keep_alive && !r.close);
-            if (length) res.content_length(*length);
-            else if (!head) res.chunked(true);
-        };
         beast::get_lowest_layer(m_stream).expires_after(m_config.send_timeout);
         std::optional<uint64_t> length = r.stream ? r.stream_length : r.body.size();
+        auto text = response_head(r, version, keep_alive, length, !length && !head);
         if (head || !r.stream) {
-            // Most responses (narinfos): the head written here, then one
-            // gathered write of head and body.
-            auto text = response_head(r, version, keep_alive, length);
-            std::array<asio::const_buffer, 2> buffers{asio::buffer(text), asio::buffer(r.body)};
-            if (head || r.stream) buffers[1] = asio::const_buffer();
+            // Most responses (narinfos): head and body in one gathered write.
+            std::array<asio::const_buffer, 2> buffers{asio::buffer(text),
+                                                      head ? asio::const_buffer() : asio::buffer(r.body)};
             auto [ec, n] = co_await asio::async_write(m_stream, buffers, k_use_tuple);
             co_return !ec;
         }
-        bhttp::response<bhttp::buffer_body> res{static_cast<bhttp::status>(r.status), version};
-        prepare(res, length);
-        res.body().data = nullptr;
-        res.body().more = true;
-        bhttp::response_serializer<bhttp::buffer_body> sr{res};
         // Bodies of a known length only (stored NARs): a trickling stream
         // (re-encoded, or fetched from an upstream) is sent as it comes.
         std::optional<Cork> cork;
         if (length) cork.emplace(beast::get_lowest_layer(m_stream).socket().native_handle());
-        if (auto [ec, n] = co_await bhttp::async_write_header(m_stream, sr, k_use_tuple); ec) co_return false;
+        if (auto [ec, n] = co_await asio::async_write(m_stream, asio::buffer(text), k_use_tuple); ec) co_return false;
         if (length) co_return co_await send_raw(*r.stream, *length);
-        // Unknown length (re-encoded downloads): chunked, to the stream's end.
+        // Unknown length (re-encoded downloads): chunked, to the stream's
+        // end, which is the empty last chunk.
         Piece buf;
-        for (bool more = true; more;) {
+        for (;;) {
             auto n = co_await read_stream(*r.stream, buf, buf.size());
             if (!n) co_return false;
-            more = *n > 0;
-            res.body().data = more ? buf.data() : nullptr;
-            res.body().size = *n;
-            res.body().more = more;
+            auto size_line = fmt::format("{:x}\r\n", *n);
+            std::array<asio::const_buffer, 3> chunk{asio::buffer(size_line), asio::buffer(buf.data(), *n),
+                                                    asio::buffer("\r\n", 2)};
             beast::get_lowest_layer(m_stream).expires_after(m_config.send_timeout);
-            auto [ec, w] = co_await bhttp::async_write(m_stream, sr, k_use_tuple);
-            if (ec == bhttp::error::need_buffer) ec = {};
+            auto [ec, w] = co_await asio::async_write(m_stream, chunk, k_use_tuple);
             if (ec) co_return false;
+            if (*n == 0) co_return true;
         }
-        co_return true;
     }
 
     // One read of a response stream on the stream workers; nullopt (logged)
