@@ -307,3 +307,16 @@ TEST_F(GcTest, APathUsedDuringTheDeletionKeepsItsClosure) {
 }
 
 }  // namespace
+
+// A NAR downloaded a moment ago stops with its path: the server remembers
+// a downloaded NAR's chunk list for a few seconds, and a deletion drops that.
+TEST_F(GcTest, ADeletedPathsNarStopsAtOnceThoughJustDownloaded) {
+    auto leaf = push("leaf");
+    auto info = run(Method::get, "/main/" + hash_part(leaf.path) + ".narinfo");
+    ASSERT_EQ(info.status, 200u) << info.body;
+    auto url = info.body.substr(info.body.find("URL: ") + 5);
+    url = "/main/" + url.substr(0, url.find('\n'));
+    ASSERT_EQ(run(Method::get, url).status, 200u);
+    api(Method::del, "/api/v1/caches/main/paths/" + hash_part(leaf.path), json::object());
+    EXPECT_EQ(run(Method::get, url).status, 404u);
+}
