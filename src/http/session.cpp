@@ -394,10 +394,13 @@ public:
             ssize_t n = ::sendfile(socket.native_handle(), region.fd, &offset, left);
             if (n > 0) {
                 left -= static_cast<size_t>(n);
+                // Short (all that was left was asked for): the socket's
+                // buffer is full. Wait at once rather than ask again only
+                // to hear EAGAIN.
+                if (left == 0) continue;
+            } else if (n < 0 && errno == EINTR) {
                 continue;
-            }
-            if (n < 0 && errno == EINTR) continue;
-            if (n == 0 || errno != EAGAIN) {
+            } else if (n == 0 || errno != EAGAIN) {
                 if (n == 0) spdlog::error("a stored file for {} is shorter than recorded", m_remote);
                 co_return false;
             }
