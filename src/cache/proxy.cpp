@@ -21,7 +21,6 @@
 
 #include <cstring>
 #include <filesystem>
-#include <functional>
 #include <future>
 #include <random>
 #include <utility>
@@ -214,6 +213,9 @@ struct CacheService::Download {
     std::string id;
     std::mutex mutex;
     std::condition_variable grew;
+    // While its maker asks the database whether to fetch it (outside the
+    // downloads map's lock): others wanting it wait for that answer.
+    bool starting = true;
     int fd = -1;
     uint64_t written = 0;
     bool done = false;
@@ -225,11 +227,9 @@ struct CacheService::Download {
 };
 
 struct CacheService::ProxyState {
-    // Breakers have their own lock: starting a download holds `mutex`
-    // across database calls, and narinfo lookups must not wait for those.
     std::mutex breaker_mutex;
     std::unordered_map<std::string, std::chrono::steady_clock::time_point> open_until;  // breakers, by URL
-    std::mutex mutex;
+    std::mutex mutex;  // held for the map only, never across database or network calls
     std::unordered_map<std::string, std::shared_ptr<Download>> downloads;  // by "<cache id>/<NarHash>"
     TaskPool pool{32};  // downloads under way (each mostly waits on the network)
     TaskPool lookups{16};  // narinfo requests for upstream_has()
@@ -598,9 +598,43 @@ Result<std::optional<std::unique_ptr<Source>>> CacheService::try_open_upstream_n
     if (stored) return Opened(std::move(*stored));
     if (stored.error().code != ErrorCode::not_found) return Failure{std::move(stored).error()};
     auto key = fmt::format("{}/{}", cache.id, nar_hash);
-    std::lock_guard lock(proxy().mutex);
-    if (auto it = proxy().downloads.find(key); it != proxy().downloads.end())
-        return Opened(std::make_unique<SpoolReader>(it->second));
+    // This process fetches a NAR once: the first to want it claims its
+    // entry in the map, then asks the database (the upstream row, the
+    // lease) without the map's lock, so first fetches of other NARs need
+    // not wait for those calls; others wanting this one wait for the answer.
+    std::shared_ptr<Download> d;
+    for (;;) {
+        std::unique_lock lock(proxy().mutex);
+        auto [it, claimed] = proxy().downloads.try_emplace(key);
+        if (claimed) {
+            d = it->second = std::make_shared<Download>();
+            break;
+        }
+        auto other = it->second;
+        lock.unlock();
+        std::unique_lock dl(other->mutex);
+        other->grew.wait(dl, [&] { return !other->starting; });
+        if (other->fd >= 0) return Opened(std::make_unique<SpoolReader>(std::move(other)));
+        // Given up (not found, or another replica fetches it): ask again.
+    }
+    // Until the fetch is under way, every way out gives the claim up.
+    bool started = false;
+    auto give_up = [&] {
+        if (started) return;
+        {
+            std::lock_guard lock(proxy().mutex);
+            proxy().downloads.erase(key);
+        }
+        {
+            std::lock_guard dl(d->mutex);
+            d->starting = false;
+        }
+        d->grew.notify_all();
+    };
+    struct OnExit {
+        decltype(give_up)& f;
+        ~OnExit() { f(); }
+    } on_exit{give_up};
     TRY_ASSIGN(auto row, m_db.find_upstream_nar(cache.id, nar_hash));
     if (!row) return fail(ErrorCode::not_found, "no such NAR in this cache");
     TRY_ASSIGN(auto upstreams, parse_upstreams(cache.upstreams));
@@ -621,18 +655,24 @@ Result<std::optional<std::unique_ptr<Source>>> CacheService::try_open_upstream_n
             m_blobs, *holder, [this, lease] { return m_db.lease_holder(lease, unix_now()); },
             [this, cache, file, nar_hash] { return try_open_upstream_nar(cache, file, nar_hash); }));
     }
-    auto d = std::make_shared<Download>();
-    d->id = id;
     std::error_code ec;
     std::filesystem::create_directories(m_config.spool_dir, ec);
-    d->fd = ::open(m_config.spool_dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (d->fd < 0) {
+    int fd = ::open(m_config.spool_dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int error = errno;
         (void)m_db.drop_lease(lease, id);
         return fail(ErrorCode::unavailable,
-                    fmt::format("cannot make a spool file in {}: {}", m_config.spool_dir, strerror(errno)));
+                    fmt::format("cannot make a spool file in {}: {}", m_config.spool_dir, strerror(error)));
     }
-    d->pieces.emplace(m_blobs, id, d->fd);
-    proxy().downloads.emplace(key, d);
+    {
+        std::lock_guard dl(d->mutex);
+        d->id = id;
+        d->fd = fd;
+        d->pieces.emplace(m_blobs, id, fd);
+        d->starting = false;
+    }
+    started = true;
+    d->grew.notify_all();
     ++m_counters.upstream_nar_fetches;
     proxy().pool.submit([this, cache, row = *row, up = *source, d, key, file] {
         auto r = fetch_upstream_nar(cache, up, row, file, *d);
