@@ -430,36 +430,51 @@ void count_upload(ServiceCounters& c, const NarUpload& upload) {
 
 }  // namespace
 
+struct CacheService::ReadyProbe {
+    std::mutex mutex;
+    std::condition_variable done;
+    std::optional<Result<void>> db, blobs;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    bool answered() const { return db && blobs; }
+};
+
 Result<void> CacheService::check_ready(std::chrono::milliseconds deadline) {
-    struct Probe {
-        std::mutex mutex;
-        std::condition_variable done;
-        std::optional<Result<void>> db, blobs;
-    };
-    auto probe = std::make_shared<Probe>();
-    auto run = [probe](auto check, std::optional<Result<void>> Probe::*slot) {
-        std::thread([probe, check, slot] {
-            auto r = check();
-            std::lock_guard lock(probe->mutex);
-            (*probe).*slot = std::move(r);
-            probe->done.notify_all();
-        }).detach();
-    };
-    // A name no cache has and a key no blob has: each a single cheap request.
-    run([this]() -> Result<void> {
-            auto r = m_db.get_cache("readyz-probe");
-            if (!r && r.error().code != ErrorCode::not_found) return Failure{std::move(r).error()};
-            return ok();
-        }, &Probe::db);
-    run([this]() -> Result<void> {
-            TRY(m_blobs.exists("readyz-probe"));
-            return ok();
-        }, &Probe::blobs);
+    std::shared_ptr<ReadyProbe> probe;
+    {
+        std::lock_guard lock(m_probe_mutex);
+        if (m_probe) {
+            std::lock_guard pl(m_probe->mutex);
+            if (!m_probe->answered()) probe = m_probe;  // still out: wait for it again
+        }
+        if (!probe) {
+            probe = m_probe = std::make_shared<ReadyProbe>();
+            auto run = [probe](auto check, std::optional<Result<void>> ReadyProbe::*slot) {
+                std::thread([probe, check, slot] {
+                    auto r = check();
+                    std::lock_guard lock(probe->mutex);
+                    (*probe).*slot = std::move(r);
+                    probe->done.notify_all();
+                }).detach();
+            };
+            // A name no cache has and a key no blob has: each a single cheap request.
+            run([this]() -> Result<void> {
+                    auto r = m_db.get_cache("readyz-probe");
+                    if (!r && r.error().code != ErrorCode::not_found) return Failure{std::move(r).error()};
+                    return ok();
+                }, &ReadyProbe::db);
+            run([this]() -> Result<void> {
+                    TRY(m_blobs.exists("readyz-probe"));
+                    return ok();
+                }, &ReadyProbe::blobs);
+        }
+    }
     std::unique_lock lock(probe->mutex);
-    probe->done.wait_for(lock, deadline, [&] { return probe->db && probe->blobs; });
+    probe->done.wait_for(lock, deadline, [&] { return probe->answered(); });
+    auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                        probe->started);
     auto say = [&](const char* what, const std::optional<Result<void>>& r) -> Result<void> {
         if (!r) return fail(ErrorCode::unavailable, fmt::format("the {} did not answer within {} ms", what,
-                                                                deadline.count()));
+                                                                waited.count()));
         if (!*r) return fail(ErrorCode::unavailable, fmt::format("the {} failed: {}", what, r->error().message));
         return ok();
     };

@@ -264,7 +264,10 @@ public:
     size_t upload_queue() { return m_upload_pool.queued(); }
     // Readiness: the database and the blob store each answer a cheap request
     // within `deadline` (a hung one is left behind, not waited for);
-    // unavailable, saying which did not, otherwise.
+    // unavailable, saying which did not, otherwise. While a probe left
+    // behind is still unanswered, later checks wait for that one instead
+    // of starting more: a hung database meets one probe per store, not
+    // one thread per load balancer poll.
     Result<void> check_ready(std::chrono::milliseconds deadline);
     Result<db::MetadataStore::StorageCounts> storage_counts() { return m_db.storage_counts(); }
     const Config& config() const { return m_config; }
@@ -350,6 +353,9 @@ private:
     bool m_ingest_wanted = false, m_ingest_stop = false;
     std::atomic<int64_t> m_last_upload{0};  // steady_clock ticks of the last upload begun or recorded
     std::thread m_ingest_thread;
+    struct ReadyProbe;  // (service.cpp)
+    std::mutex m_probe_mutex;
+    std::shared_ptr<ReadyProbe> m_probe;  // the last started
     struct ProxyState;
     struct ProxyStateDeleter {
         void operator()(ProxyState* p) const;  // (proxy.cpp, where it is complete)

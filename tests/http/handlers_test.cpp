@@ -2,6 +2,9 @@
 // limits (H3, H4), ranges (L4) and the error boundary (L1).
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <mutex>
+
 #include "support/random_bytes.hpp"
 #include "support/service_fixture.hpp"
 
@@ -158,6 +161,40 @@ TEST_F(HandlerTest, MemoryAnswersMatchHandlerAnswers) {
     EXPECT_FALSE(handler->answer_from_memory(private_hit));
     hit.authorization = "Bearer " + admin;
     EXPECT_FALSE(handler->answer_from_memory(hit));
+}
+
+// A hung database: each readiness check answers within its deadline, and
+// checks meanwhile wait for the probe left behind instead of starting more
+// (a thread each, per load balancer poll, for as long as it hangs).
+TEST_F(HandlerTest, ReadinessChecksOfAHungDatabaseShareOneProbe) {
+    std::mutex mutex;
+    std::condition_variable released;
+    bool hung = true;
+    int probes = 0;
+    db_faults->before = [&](std::string_view call) {
+        if (call != "get_cache") return;
+        std::unique_lock lock(mutex);
+        ++probes;
+        released.notify_all();
+        released.wait(lock, [&] { return !hung; });
+    };
+    for (int i = 0; i < 3; ++i) {
+        auto r = service->check_ready(std::chrono::milliseconds(100));
+        ASSERT_FALSE(r);
+        EXPECT_NE(r.error().message.find("the database did not answer within"), std::string::npos)
+            << r.error().message;
+    }
+    {
+        std::unique_lock lock(mutex);
+        released.wait_for(lock, std::chrono::seconds(5), [&] { return probes > 0; });  // (a loaded machine)
+        EXPECT_EQ(probes, 1) << "each check started a probe of its own";
+        hung = false;
+    }
+    released.notify_all();
+    // Answered now (the check waits for the probe left behind, or finds it
+    // answered and starts anew): ready, and no probe is still out.
+    EXPECT_TRUE(service->check_ready(std::chrono::seconds(5)));
+    db_faults->before = nullptr;
 }
 
 // Probes and the scrape need no token; /readyz says which store failed.
