@@ -110,6 +110,8 @@ public:
     // all checked before it is served.
     virtual bool exists_is_cheap() const { return false; }
     virtual Result<void> remove(std::string_view key) = 0;
+    // Every blob. A local store also removes, as it lists, the temporary
+    // files of put()s that died over a day ago.
     virtual Result<std::vector<BlobInfo>> list() = 0;
     // All zero for local stores.
     virtual StoreCounters counters() const { return {}; }

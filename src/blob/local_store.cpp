@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
+#include <ctime>
 #include <filesystem>
 #include <list>
 #include <memory>
@@ -170,6 +171,10 @@ private:
 
 class LocalStore : public BlobStore {
 public:
+    // A put()'s temporary file lives for one write; one this old was left by
+    // a write that died, and list() removes it.
+    static constexpr int64_t k_stale_temporary_seconds = 86400;
+
     // Reads resolve blobs relative to the directory's fd: one 2-component
     // walk per chunk instead of the whole path's (a NAR is read as
     // hundreds of chunk files).
@@ -285,13 +290,19 @@ public:
     Result<std::vector<BlobInfo>> list() override {
         std::vector<BlobInfo> blobs;
         std::error_code ec;
+        auto stale_before = std::time(nullptr) - k_stale_temporary_seconds;
         for (auto it = fs::recursive_directory_iterator(m_root, ec); !ec && it != fs::recursive_directory_iterator();
              it.increment(ec)) {
             if (!it->is_regular_file()) continue;
             auto name = it->path().filename().string();
             struct stat st {};
-            // Skips *.tmp-* files, and files removed since the listing.
-            if (!is_valid_key(name) || ::stat(it->path().c_str(), &st) != 0) continue;
+            if (::stat(it->path().c_str(), &st) != 0) continue;  // removed since the listing
+            if (!is_valid_key(name)) {
+                // A put() that died (a crash, a full disk) left its
+                // temporary file, which nothing renames or removes.
+                if (name.find(".tmp-") != std::string::npos && st.st_mtime < stale_before) ::unlink(it->path().c_str());
+                continue;
+            }
             blobs.push_back(BlobInfo{std::move(name), static_cast<int64_t>(st.st_mtime), static_cast<uint64_t>(st.st_size)});
         }
         if (ec) return fail(ErrorCode::unavailable, fmt::format("cannot list '{}': {}", m_root.string(), ec.message()));

@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <ctime>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <random>
@@ -150,6 +152,24 @@ TEST_P(BlobStoreTest, OpenSeesRemovalsAndReplacements) {
     ASSERT_TRUE(replaced);
     EXPECT_EQ(read_all(**replaced), second);
     ASSERT_TRUE(m_store->remove("opn-a"));
+}
+
+// A put() that died leaves its temporary file; listing removes it once it
+// is a day old, and never touches one that may still be written.
+TEST_P(BlobStoreTest, ListingRemovesTemporaryFilesOfDeadWrites) {
+    if (GetParam() != "local") GTEST_SKIP() << "only a local store writes temporary files";
+    ASSERT_TRUE(m_store->put("aaa111", "kept"));
+    auto dead = m_dir / "aa" / "aaa222.tmp-00000000deadbeef";
+    auto live = m_dir / "aa" / "aaa333.tmp-00000000feedf00d";
+    for (const auto& p : {dead, live}) std::ofstream(p) << "half written";
+    auto two_days_ago = std::filesystem::file_time_type::clock::now() - std::chrono::hours(48);
+    std::filesystem::last_write_time(dead, two_days_ago);
+    auto listed = m_store->list();
+    ASSERT_TRUE(listed) << listed.error().message;
+    ASSERT_EQ(listed->size(), 1u);
+    EXPECT_EQ((*listed)[0].key, "aaa111");
+    EXPECT_FALSE(std::filesystem::exists(dead));
+    EXPECT_TRUE(std::filesystem::exists(live));
 }
 
 TEST_P(BlobStoreTest, LargeBlobsGoUpInParts) {
