@@ -463,17 +463,24 @@ Result<std::optional<std::string>> CacheService::proxied_narinfo(const db::Cache
                                                                  std::string_view hash_part) {
     if (cache.upstreams.empty()) return std::optional<std::string>();
     TRY_ASSIGN(auto upstreams, parse_upstreams(cache.upstreams));
+    TRY_ASSIGN(auto info, upstream_narinfo(cache, upstreams, hash_part));
+    if (!info) return std::optional<std::string>();
+    TRY_ASSIGN(auto text, render_proxied(cache, std::move(*info)));
+    return std::optional<std::string>(std::move(text));
+}
+
+Result<std::optional<nix::NarInfo>> CacheService::upstream_narinfo(const db::CacheRow& cache,
+                                                                   const std::vector<UpstreamSpec>& upstreams,
+                                                                   std::string_view hash_part) {
+    using Found = std::optional<nix::NarInfo>;
     // Known from an earlier answer (on any replica): no upstream request.
     TRY_ASSIGN(auto known, m_db.find_upstream_path(cache.id, hash_part));
     if (known && known->seen_at > unix_now() - m_config.upstream_path_ttl.count()) {
         auto info = nix::parse_nar_info(known->narinfo, cache.store_dir);
-        if (info) {
-            TRY_ASSIGN(auto text, render_proxied(cache, std::move(*info)));
-            return std::optional<std::string>(std::move(text));
-        }
+        if (info) return Found(std::move(*info));
     }
     auto miss_key = fmt::format("{}/{}", cache.id, hash_part);
-    if (m_upstream_misses.get(miss_key)) return std::optional<std::string>();
+    if (m_upstream_misses.get(miss_key)) return Found();
     bool definitive = true;  // every upstream answered
     for (const auto& up : upstreams) {
         if (breaker_open(up.url)) {
@@ -530,25 +537,27 @@ Result<std::optional<std::string>> CacheService::proxied_narinfo(const db::Cache
                                                        info->nar_hash.to_string(), answer->body,
                                                        upstream::resolve(e, info->url), unix_now()}));
         ++m_counters.upstream_hits;
-        TRY_ASSIGN(auto text, render_proxied(cache, std::move(*info)));
-        return std::optional<std::string>(std::move(text));
+        return Found(std::move(*info));
     }
     ++m_counters.upstream_misses;
     // A miss every upstream confirmed is not asked of them again for
     // upstream_miss_ttl; one an unreachable upstream may not have meant is
     // remembered only as long as any absence.
     if (definitive) m_upstream_misses.put(miss_key, true, m_config.upstream_miss_ttl);
-    return std::optional<std::string>();
+    return Found();
 }
 
 Result<std::vector<std::string>> CacheService::upstream_has(const db::CacheRow& cache,
                                                             const std::vector<std::string>& hash_parts) {
     std::vector<std::string> found;
     if (cache.upstreams.empty() || hash_parts.empty()) return found;
-    std::vector<std::future<Result<std::optional<std::string>>>> answers;
+    // Parsed once, and nothing rendered or signed: only whether they have it.
+    TRY_ASSIGN(auto upstreams, parse_upstreams(cache.upstreams));
+    std::vector<std::future<Result<std::optional<nix::NarInfo>>>> answers;
     answers.reserve(hash_parts.size());
     for (const auto& h : hash_parts)
-        answers.push_back(proxy().lookups.submit([this, &cache, &h] { return proxied_narinfo(cache, h); }));
+        answers.push_back(
+            proxy().lookups.submit([this, &cache, &upstreams, &h] { return upstream_narinfo(cache, upstreams, h); }));
     std::optional<Error> failed;
     for (size_t i = 0; i < answers.size(); ++i) {
         auto r = answers[i].get();  // every one waited for: they refer to this frame

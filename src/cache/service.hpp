@@ -290,6 +290,12 @@ private:
     // Pull-through (proxy.cpp). A narinfo miss asked of the upstreams:
     // the narinfo to serve, or nullopt.
     Result<std::optional<std::string>> proxied_narinfo(const db::CacheRow& cache, std::string_view hash_part);
+    // The path's narinfo from an upstream, its signature verified: known
+    // from an earlier answer, else asked of `upstreams` (the cache's,
+    // parsed) in turn; nullopt if none has it.
+    Result<std::optional<nix::NarInfo>> upstream_narinfo(const db::CacheRow& cache,
+                                                         const std::vector<UpstreamSpec>& upstreams,
+                                                         std::string_view hash_part);
     Result<std::string> render_proxied(const db::CacheRow& cache, nix::NarInfo info);
     // `upstream` plus the references an upstream of the cache has (and the
     // cache does not): a path may refer to upstream paths.
