@@ -339,7 +339,7 @@ private:
         if (!fd && errno == EPERM) fd = UniqueFd(::openat(m_root_fd.get(), rel.c_str(), O_RDONLY | O_CLOEXEC));
         if (!fd)
             return fail(errno == ENOENT ? ErrorCode::not_found : ErrorCode::unavailable,
-                        errno_message("cannot open blob", m_root / relative_path(key)));
+                        errno_message("cannot open blob", m_root / rel));
         return fd;
     }
 

@@ -438,35 +438,41 @@ struct CacheService::ReadyProbe {
     bool answered() const { return db && blobs; }
 };
 
+// Two threads, each asking its store one cheap request: a name no cache
+// has, a key no blob has. Left behind if they hang.
+std::shared_ptr<CacheService::ReadyProbe> CacheService::start_ready_probe() {
+    auto probe = std::make_shared<ReadyProbe>();
+    auto run = [probe](auto check, std::optional<Result<void>> ReadyProbe::*slot) {
+        std::thread([probe, check, slot] {
+            auto r = check();
+            std::lock_guard lock(probe->mutex);
+            (*probe).*slot = std::move(r);
+            probe->done.notify_all();
+        }).detach();
+    };
+    run([this]() -> Result<void> {
+            auto r = m_db.get_cache("readyz-probe");
+            if (!r && r.error().code != ErrorCode::not_found) return Failure{std::move(r).error()};
+            return ok();
+        }, &ReadyProbe::db);
+    run([this]() -> Result<void> {
+            TRY(m_blobs.exists("readyz-probe"));
+            return ok();
+        }, &ReadyProbe::blobs);
+    return probe;
+}
+
 Result<void> CacheService::check_ready(std::chrono::milliseconds deadline) {
     std::shared_ptr<ReadyProbe> probe;
     {
         std::lock_guard lock(m_probe_mutex);
+        bool out = false;  // the last probe is still unanswered: wait for it again
         if (m_probe) {
             std::lock_guard pl(m_probe->mutex);
-            if (!m_probe->answered()) probe = m_probe;  // still out: wait for it again
+            out = !m_probe->answered();
         }
-        if (!probe) {
-            probe = m_probe = std::make_shared<ReadyProbe>();
-            auto run = [probe](auto check, std::optional<Result<void>> ReadyProbe::*slot) {
-                std::thread([probe, check, slot] {
-                    auto r = check();
-                    std::lock_guard lock(probe->mutex);
-                    (*probe).*slot = std::move(r);
-                    probe->done.notify_all();
-                }).detach();
-            };
-            // A name no cache has and a key no blob has: each a single cheap request.
-            run([this]() -> Result<void> {
-                    auto r = m_db.get_cache("readyz-probe");
-                    if (!r && r.error().code != ErrorCode::not_found) return Failure{std::move(r).error()};
-                    return ok();
-                }, &ReadyProbe::db);
-            run([this]() -> Result<void> {
-                    TRY(m_blobs.exists("readyz-probe"));
-                    return ok();
-                }, &ReadyProbe::blobs);
-        }
+        if (!out) m_probe = start_ready_probe();
+        probe = m_probe;
     }
     std::unique_lock lock(probe->mutex);
     probe->done.wait_for(lock, deadline, [&] { return probe->answered(); });

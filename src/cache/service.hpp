@@ -360,6 +360,7 @@ private:
     std::atomic<int64_t> m_last_upload{0};  // steady_clock ticks of the last upload begun or recorded
     std::thread m_ingest_thread;
     struct ReadyProbe;  // (service.cpp)
+    std::shared_ptr<ReadyProbe> start_ready_probe();
     std::mutex m_probe_mutex;
     std::shared_ptr<ReadyProbe> m_probe;  // the last started
     struct ProxyState;
