@@ -5,7 +5,7 @@
 # narinfo hits, narinfo misses, one large NAR over 1 and 16 connections, and
 # larder's memory while 16 clients download that NAR.
 #   bench/serve.sh [seconds-per-run]   (needs nginx and wrk: scripts/deps.sh --bench)
-#   CHUNKS=large bench/serve.sh        the same with [chunks] 256K/1M/4M (the S3 defaults)
+#   CHUNKS=small bench/serve.sh        the same with [chunks] 64K/256K/1M (the defaults until 2026-11)
 secs=${1:-5}
 source "$(dirname "$0")/lib.sh"
 mapfile -t paths < <(nix-store -qR "$root")
@@ -13,7 +13,7 @@ mapfile -t paths < <(nix-store -qR "$root")
 # Larder: a public cache, so both servers answer anonymous GETs.
 # Request logs on on both sides, as in production.
 printf 'log_requests = true\n' > "$TMP/larder.toml"
-[ "${CHUNKS:-}" = large ] && printf '[chunks]\nmin_size = 262144\navg_size = 1048576\nmax_size = 4194304\nsingle_below = 1048576\n' >> "$TMP/larder.toml"
+[ "${CHUNKS:-}" = small ] && printf '[chunks]\nmin_size = 65536\navg_size = 262144\nmax_size = 1048576\nsingle_below = 262144\n' >> "$TMP/larder.toml"
 start_server "$TMP/larder" --config "$TMP/larder.toml" > /dev/null
 printf 'machine 127.0.0.1 password %s\n' "$ADMIN_TOKEN" > "$TMP/netrc"
 "$LARDER" cache configure main --public --server "$URL" --token "$ADMIN_TOKEN" > /dev/null

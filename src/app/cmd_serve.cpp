@@ -215,7 +215,6 @@ Result<void> serve(const ServeOptions& o) {
     if (config.database.empty()) config.database = "sqlite://" + (config.data_dir / "larder.db").string();
     if (config.storage.empty()) config.storage = "file://" + (config.data_dir / "blobs").string();
     config.cache.spool_dir = (config.data_dir / "spool").string();  // pull-through downloads (unlinked files)
-    if (config.storage.starts_with("s3://") && !config.chunk_sizes_given) config.cache.use_remote_chunk_sizes();
     if (!config.storage.starts_with("s3://") && !config.storage_options.cache_dir.empty())
         spdlog::warn("[s3] cache_dir is ignored: the storage is local");
 

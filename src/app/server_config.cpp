@@ -213,8 +213,6 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
         TRY(read(*path, *chunks, "single_below", single));
         TRY(read(*path, *chunks, "zstd_level", level));
         if (min < 0 || avg < 0 || max < 0 || single < 0) return bad(*path, "chunk sizes cannot be negative");
-        config.chunk_sizes_given = (*chunks)["min_size"] || (*chunks)["avg_size"] || (*chunks)["max_size"] ||
-                                   (*chunks)["single_below"];
         p = chunk::Params{static_cast<size_t>(min), static_cast<size_t>(avg), static_cast<size_t>(max)};
         if (auto ok = chunk::check(p); !ok) return bad(*path, "[chunks]: " + ok.error().message);
         if (level < 1 || level > 19) return bad(*path, "chunks.zstd_level must be 1-19");

@@ -30,7 +30,6 @@ struct ServeConfig {
     http::ServerConfig server;
     http::HandlerConfig handler;
     cache::Config cache;
-    bool chunk_sizes_given = false;  // [chunks] sizes in the file
     std::vector<CacheDeclaration> caches;  // created at start if missing
     // [gc]: garbage collection every `interval` (0: never; the first run
     // after a random part of it, later ones +-10 %, so replicas spread out),

@@ -17,19 +17,14 @@ struct Config {
     std::string key_prefix = "larder";
     // NARs are cut into content-defined chunks (FastCDC) of these sizes;
     // a NAR smaller than `single_chunk_below` stays one chunk. Measured on
-    // the medium corpus (larder_bench_chunks dedup): 64K/256K/1M stores 1 % less than
-    // 16K/64K/256K with a quarter of the chunks, and a rebuild still adds
-    // only 0.25 % new bytes.
+    // the medium corpus (larder_bench_chunks dedup): 256K/1M/4M stores 1.5 %
+    // less than 64K/256K/1M with 40 % of the chunks, and a rebuild adds
+    // 0.78 % new bytes instead of 0.25 %. Fewer chunks are fewer S3 requests,
+    // fewer rows, and fewer files to send per download: at 16 connections
+    // 64K/256K/1M served a NAR at 0.88-0.91x nginx, 256K/1M/4M at 0.96-0.98x
+    // (bench/serve.sh).
     chunk::Params chunk_params;
-    size_t single_chunk_below = 256 << 10;
-    // On S3 each chunk is a request (tens of ms, and billed), so without
-    // [chunks] sizes the server uses 256K/1M/4M there: 961 chunks instead of
-    // 2,442 for the medium corpus, 1.5 % less stored, and a rebuild adds
-    // 0.78 % new bytes instead of 0.25 % (larder_bench_chunks dedup).
-    void use_remote_chunk_sizes() {
-        chunk_params = chunk::Params{256 << 10, 1 << 20, 4 << 20};
-        single_chunk_below = 1 << 20;
-    }
+    size_t single_chunk_below = 1 << 20;
     int zstd_level = 3;
     // Whether a chunk stored for one cache is reused for another. Sharing
     // saves storage, but lets a pusher to any cache learn by timing whether

@@ -15,9 +15,9 @@ namespace larder::chunk {
 
 // The defaults are the server's (see cache::Config for how they were chosen).
 struct Params {
-    size_t min_size = 64 << 10;
-    size_t avg_size = 256 << 10;
-    size_t max_size = 1 << 20;
+    size_t min_size = 256 << 10;
+    size_t avg_size = 1 << 20;
+    size_t max_size = 4 << 20;
 };
 
 // min >= 64, min < avg < max, max <= 64 MiB.

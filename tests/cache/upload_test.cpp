@@ -176,7 +176,7 @@ TEST_F(UploadTest, ReferencesMatchByFullNameAndFirstWriterWins) {
 // Review M4: the NAR size limit counts decompressed bytes, and a pushed
 // narinfo over it is refused before its NAR is read.
 TEST_F(UploadTest, NarSizeLimitCountsDecompressedBytes) {
-    cache::Config small;
+    cache::Config small = config();
     small.max_nar_size = 1 << 20;
     cache::CacheService limited(small, *db_faults, *blob_faults);
     auto main = limited.cache("main");

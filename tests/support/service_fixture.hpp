@@ -41,7 +41,7 @@ protected:
         m_blobs = std::move(*blobs);
         db_faults = std::make_unique<FaultyMetadataStore>(*m_db);
         blob_faults = std::make_unique<FaultyBlobStore>(*m_blobs);
-        service = std::make_unique<cache::CacheService>(cache::Config{}, *db_faults, *blob_faults);
+        service = std::make_unique<cache::CacheService>(config(), *db_faults, *blob_faults);
         access = std::make_unique<cache::Access>(*db_faults);
         handler = std::make_unique<http::Handler>(*service, *access, http::HandlerConfig{});
         for (auto name : {"main", "other"}) ASSERT_TRUE(service->create_cache(name, {}));
@@ -52,6 +52,15 @@ protected:
         admin = token->secret;
     }
     void TearDown() override { std::filesystem::remove_all(m_dir); }
+
+    // Smaller chunks than the server's (256K/1M/4M): a test NAR of a few
+    // hundred KB is then cut into several, as a real one of MBs is.
+    static cache::Config config() {
+        cache::Config c;
+        c.chunk_params = chunk::Params{64 << 10, 256 << 10, 1 << 20};
+        c.single_chunk_below = 256 << 10;
+        return c;
+    }
 
     // A NAR of one regular file holding `content`.
     std::string make_nar(const std::string& content) {
