@@ -6,6 +6,7 @@
 # `nix copy --to file://?compression=zstd` of both variants, and FastCDC's
 # throughput on one core.
 #   bench/dedup.sh
+#   CHUNKS=small bench/dedup.sh   with [chunks] 64K/256K/1M (the defaults until 2026-11)
 source "$(dirname "$0")/lib.sh"
 root2=$(bash tests/e2e/make_corpus.sh medium 2)
 mapfile -t p1 < <(nix-store -qR "$root")
@@ -13,7 +14,7 @@ nar1=$(nix path-info -S --json "$root" | jq '.[0].closureSize')
 nar2=$(nix path-info -S --json "$root2" | jq '.[0].closureSize')
 bytes() { du -sb "$1" | cut -f1; }
 
-printf 'log_requests = false\n' > "$TMP/larder.toml"
+{ printf 'log_requests = false\n'; chunks_config; } > "$TMP/larder.toml"
 start_server "$TMP/s" --config "$TMP/larder.toml" > /dev/null
 "$LARDER" push main "$root" --server "$URL" --token "$ADMIN_TOKEN" > /dev/null 2>&1
 after1=$(bytes "$TMP/s/blobs")

@@ -13,3 +13,10 @@ root=$(bash tests/e2e/make_corpus.sh medium)
 start_nginx() {  # ROOT [EXTRA]
     nginx_start "$@"
 }
+
+# CHUNKS=small: a [chunks] table with the sizes that were the default until
+# 2026-11 (64K/256K/1M, one chunk below 256K), for comparing with today's.
+chunks_config() {
+    [ "${CHUNKS:-}" = small ] || return 0
+    printf '[chunks]\nmin_size = 65536\navg_size = 262144\nmax_size = 1048576\nsingle_below = 262144\n'
+}

@@ -13,7 +13,7 @@ mapfile -t paths < <(nix-store -qR "$root")
 # Larder: a public cache, so both servers answer anonymous GETs.
 # Request logs on on both sides, as in production.
 printf 'log_requests = true\n' > "$TMP/larder.toml"
-[ "${CHUNKS:-}" = small ] && printf '[chunks]\nmin_size = 65536\navg_size = 262144\nmax_size = 1048576\nsingle_below = 262144\n' >> "$TMP/larder.toml"
+chunks_config >> "$TMP/larder.toml"
 start_server "$TMP/larder" --config "$TMP/larder.toml" > /dev/null
 printf 'machine 127.0.0.1 password %s\n' "$ADMIN_TOKEN" > "$TMP/netrc"
 "$LARDER" cache configure main --public --server "$URL" --token "$ADMIN_TOKEN" > /dev/null

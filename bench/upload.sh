@@ -3,7 +3,8 @@
 #  - plain `nix copy --to http://…?compression=zstd` into Larder (local disk)
 #    vs into nginx's WebDAV (dav_methods PUT, a nix-cache-info in its root);
 #  - `larder push` to Larder on S3 20 ms away (radosgw behind
-#    tests/peers/delay_proxy.py) vs `larder push` to Larder on local disk;
+#    tests/peers/delay_proxy.py) vs `larder push` to Larder on local disk,
+#    and the same with radosgw 0 ms away;
 #  - narinfo p99 while the closure's largest NAR is uploaded with plain Nix;
 #  - Larder's peak RSS through all of it.
 #   bench/upload.sh [DELAY_MS]   (needs nginx and wrk: scripts/deps.sh --bench)
@@ -80,15 +81,33 @@ wait "$copy_pid" || fail "uploading the largest NAR"
 printf '%-50s %8.1fms %8.1fms\n' "narinfo p99: during a $big_mb MB nix copy / idle" "$busy" "$idle"
 note_peak
 
-# 3. larder push: S3 ${delay} ms away vs local disk.
-larder_with "$TMP/local"
-l=$(seconds "$LARDER" push main "$root" --server "$URL" --token "$ADMIN_TOKEN")
-note_peak
+# 3. larder push: S3 ${delay} ms away vs local disk, and S3 with no delay
+# added (what is left once the latency is hidden: radosgw's own work, which
+# shares the machine's cores). ROUNDS rounds, the three in turn, each into a
+# fresh server and prefix; medians, and radosgw's and ceph-osd's CPU time.
 ceph_s3_start "$TMP/ceph" || fail "could not start radosgw"
 ceph_s3_proxy proxy "$delay"
-larder_with "$TMP/s3" "s3://$S3_BUCKET/push?endpoint=$proxy&region=$S3_REGION"
-s=$(seconds "$LARDER" push main "$root" --server "$URL" --token "$ADMIN_TOKEN")
-note_peak
+ceph_s3_proxy near 0
+ceph_cpu() {  # CPU seconds used so far by radosgw and ceph-osd
+    cat /proc/[0-9]*/stat 2>/dev/null | awk '$2 == "(radosgw)" || $2 == "(ceph-osd)" {t += $14 + $15} END {print t / 100}'; }
+pl=() ps=() pn=() pc=()
+for round in $(seq "${ROUNDS:-3}"); do
+    larder_with "$TMP/local-$round"
+    pl+=("$(seconds "$LARDER" push main "$root" --server "$URL" --token "$ADMIN_TOKEN")")
+    note_peak
+    larder_with "$TMP/s3-$round" "s3://$S3_BUCKET/push-$round?endpoint=$proxy&region=$S3_REGION"
+    c0=$(ceph_cpu)
+    ps+=("$(seconds "$LARDER" push main "$root" --server "$URL" --token "$ADMIN_TOKEN")")
+    pc+=("$(echo "$(ceph_cpu) - $c0" | bc -l)")
+    note_peak
+    larder_with "$TMP/near-$round" "s3://$S3_BUCKET/near-$round?endpoint=$near&region=$S3_REGION"
+    pn+=("$(seconds "$LARDER" push main "$root" --server "$URL" --token "$ADMIN_TOKEN")")
+done
+l=$(median "${pl[@]}"); s=$(median "${ps[@]}"); s0=$(median "${pn[@]}")
 printf '%-50s %8.2fs %8.2fs %7sx\n' "larder push to S3 +$delay ms vs to local disk" "$s" "$l" "$(ratio "$s" "$l")"
+printf '%-50s %8.2fs %8.2fs %7sx\n' "  larder push to S3 +0 ms vs to local disk" "$s0" "$l" "$(ratio "$s0" "$l")"
+printf '%-50s %s\n' "  each round (S3 +$delay / +0 / local, s)" \
+    "$(for i in "${!pl[@]}"; do printf '%.2f/%.2f/%.2f ' "${ps[$i]}" "${pn[$i]}" "${pl[$i]}"; done)"
+printf '%-50s %s\n' "  radosgw + ceph-osd CPU per S3 +$delay push (s)" "$(printf '%.2f ' "${pc[@]}")"
 printf '%-50s %7d MB\n' "larder peak RSS (largest of the servers above)" "$peak"
-for log in "$TMP"/{plain-*,local,s3}/serve.log; do assert_no_5xx "$log"; done
+for log in "$TMP"/{plain,local,s3,near}-*/serve.log; do assert_no_5xx "$log"; done

@@ -17,12 +17,12 @@ struct Config {
     std::string key_prefix = "larder";
     // NARs are cut into content-defined chunks (FastCDC) of these sizes;
     // a NAR smaller than `single_chunk_below` stays one chunk. Measured on
-    // the medium corpus (larder_bench_chunks dedup): 256K/1M/4M stores 1.5 %
-    // less than 64K/256K/1M with 40 % of the chunks, and a rebuild adds
-    // 0.78 % new bytes instead of 0.25 %. Fewer chunks are fewer S3 requests,
-    // fewer rows, and fewer files to send per download: at 16 connections
-    // 64K/256K/1M served a NAR at 0.88-0.91x nginx, 256K/1M/4M at 0.96-0.98x
-    // (bench/serve.sh).
+    // the medium corpus through the server (bench/dedup.sh): 256K/1M/4M
+    // stores 1.5 % less than 64K/256K/1M with 40 % of the chunks, and a
+    // rebuild adds 0.25 % new bytes instead of 0.08 %. Fewer chunks are
+    // fewer S3 requests, fewer rows, and fewer files to send per download:
+    // at 16 connections 64K/256K/1M served a NAR at 0.88-0.93x nginx,
+    // 256K/1M/4M at 0.94-0.98x (bench/serve.sh).
     chunk::Params chunk_params;
     size_t single_chunk_below = 1 << 20;
     int zstd_level = 3;
