@@ -207,7 +207,7 @@ Result<void> run_enqueue(const std::string& queue, std::vector<std::string> path
 }
 
 constexpr const char* k_jobs_help =
-    "Uploads of NARs over 1 MiB at a time; smaller ones run besides them, up to 4x as many uploads in all";
+    "Uploads of NARs of 1 MiB or more at a time; smaller ones run besides them, up to 4x as many uploads in all";
 
 }  // namespace
 
