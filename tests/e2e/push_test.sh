@@ -15,10 +15,20 @@ visible() { status_anon -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/main/$(bas
 # 1. Push the small corpus; substitute it back with only the cache's key trusted.
 root=$(bash "$LARDER_SOURCE/tests/e2e/make_corpus.sh" small push-$$)
 mapfile -t closure < <(nix-store -qR "$root")
-"$LARDER" push main "$root" --json > "$TMP/push1.json" 2> "$TMP/push1.err" || { cat "$TMP/push1.err"; fail "larder push"; }
+# -j 1: one NAR of 1 MiB or more at a time, and small ones (the 20 leaves
+# of 136 bytes) besides it, up to 4 uploads at once.
+"$LARDER" push -j 1 main "$root" --json > "$TMP/push1.json" 2> "$TMP/push1.err" || { cat "$TMP/push1.err"; fail "larder push"; }
 [ "$(jq .pushed "$TMP/push1.json")" -eq "${#closure[@]}" ] || fail "pushed $(jq .pushed "$TMP/push1.json") of ${#closure[@]}"
 [ "$(jq .failed "$TMP/push1.json")" -eq 0 ] || fail "failures: $(cat "$TMP/push1.json")"
-pass "larder push pushed ${#closure[@]} paths ($(jq .nar_bytes "$TMP/push1.json") NAR bytes, $(jq .sent_bytes "$TMP/push1.json") sent)"
+sleep 0.1  # the request log is written every 50 ms
+# The most push requests under way at once, from each line's end time and
+# duration, each cut by 1 ms at both ends (the log's time is in ms and taken
+# after the answer), so that requests one after the other never count.
+overlap=$(awk '/ PUT \/main\/push\// { split(substr($1, 12, 12), t, ":"); end = (t[1] * 3600 + t[2] * 60 + t[3]) * 1000
+                 d = $NF + 0; if (d > 2) printf "%.1f 1\n%.1f -1\n", end - d + 1, end - 1 }' "$TMP/data/serve.log" |
+          sort -k1,1n -k2,2n | awk '{ n += $2; if (n > most) most = n } END { print most + 0 }')
+[ "$overlap" -ge 3 ] || fail "with -j 1, at most $overlap push requests ran at once (small paths should run besides the one large)"
+pass "larder push -j 1 pushed ${#closure[@]} paths ($(jq .nar_bytes "$TMP/push1.json") NAR bytes, $(jq .sent_bytes "$TMP/push1.json") sent), up to $overlap at once"
 
 nix-store --delete "${closure[@]}" > /dev/null 2>&1 || fail "could not delete the closure"
 for p in "${closure[@]}"; do [ ! -e "$p" ] || fail "$p still exists"; done
