@@ -229,9 +229,9 @@ Result<void> NarUpload::store_chunk(std::string_view data, std::optional<std::st
         // A client's frame is stored as it came: the content is not kept
         // (it was 3/4 of the memory of a push's chunks in flight).
         auto job = std::make_shared<ChunkJob>(ChunkJob{m_db, m_blobs, m_config.zstd_level, m_dedup_within,
-                                                       data.size(), frame ? std::string() : std::string(data),
-                                                       std::nullopt, std::move(content_hash)});
+                                                       data.size(), {}, std::nullopt, std::move(content_hash)});
         if (frame) job->frame.emplace(*frame);
+        else job->data.assign(data);
         if (m_pool) {
             chunk.stored = m_pool->submit([job] { return store(*job); });
         } else {
