@@ -21,6 +21,11 @@ public:
         TRY(m_hash.write(std::string_view(buf, n)));
         return n;
     }
+    Result<std::optional<std::string_view>> borrow(size_t max) override {
+        TRY_ASSIGN(auto lent, m_in.borrow(max));
+        if (lent) TRY(m_hash.write(*lent));
+        return lent;
+    }
 
 private:
     Source& m_in;

@@ -2,6 +2,7 @@
 // directory level, whatever the input claims.
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include <fmt/core.h>
@@ -22,7 +23,7 @@ Failure invalid(std::string_view why) {
 
 class Reader {
 public:
-    explicit Reader(Source& source) : m_source(source), m_buf(64 * 1024) {}
+    explicit Reader(Source& source) : m_source(source) {}
 
     uint64_t offset() const { return m_offset; }
 
@@ -30,7 +31,7 @@ public:
         while (n > 0) {
             if (m_pos == m_end) TRY(fill());
             size_t take = std::min(n, m_end - m_pos);
-            std::memcpy(out, m_buf.data() + m_pos, take);
+            std::memcpy(out, m_window.data() + m_pos, take);
             consume(take);
             out += take;
             n -= take;
@@ -82,7 +83,7 @@ public:
         while (left > 0) {
             if (m_pos == m_end) TRY(fill());
             size_t take = static_cast<size_t>(std::min<uint64_t>(left, m_end - m_pos));
-            TRY(visitor.regular_data(std::string_view(m_buf.data() + m_pos, take)));
+            TRY(visitor.regular_data(m_window.substr(m_pos, take)));
             consume(take);
             left -= take;
         }
@@ -91,18 +92,29 @@ public:
 
     Result<bool> at_end() {
         if (m_pos < m_end) return false;
-        TRY_ASSIGN(size_t n, m_source.read(m_buf.data(), m_buf.size()));
-        m_pos = 0;
-        m_end = n;
-        return n == 0;
+        TRY(next());
+        return m_end == 0;
     }
 
 private:
     Result<void> fill() {
-        TRY_ASSIGN(size_t n, m_source.read(m_buf.data(), m_buf.size()));
-        if (n == 0) return invalid(fmt::format("unexpected end of input at offset {}", m_offset));
+        TRY(next());
+        if (m_end == 0) return invalid(fmt::format("unexpected end of input at offset {}", m_offset));
+        return ok();
+    }
+
+    // The next bytes: lent by the source if it can (no copy), else read.
+    Result<void> next() {
+        TRY_ASSIGN(auto lent, m_source.borrow(std::numeric_limits<size_t>::max()));
+        if (lent) {
+            m_window = *lent;
+        } else {
+            if (m_buf.empty()) m_buf.resize(k_buffer_size);
+            TRY_ASSIGN(size_t n, m_source.read(m_buf.data(), m_buf.size()));
+            m_window = std::string_view(m_buf.data(), n);
+        }
         m_pos = 0;
-        m_end = n;
+        m_end = m_window.size();
         return ok();
     }
 
@@ -111,8 +123,10 @@ private:
         m_offset += n;
     }
 
+    static constexpr size_t k_buffer_size = 64 * 1024;
     Source& m_source;
-    std::vector<char> m_buf;
+    std::vector<char> m_buf;   // what read() fills, if the source lends nothing
+    std::string_view m_window;  // the bytes at hand: m_buf's, or the source's
     size_t m_pos = 0;
     size_t m_end = 0;
     uint64_t m_offset = 0;

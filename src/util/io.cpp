@@ -21,8 +21,15 @@ Result<void> read_exact(Source& source, char* buf, size_t len) {
 }
 
 Result<void> copy(Source& source, Sink& sink, size_t buffer_size) {
-    std::vector<char> buf(buffer_size);
+    std::vector<char> buf;
     for (;;) {
+        TRY_ASSIGN(auto lent, source.borrow(buffer_size));
+        if (lent) {
+            if (lent->empty()) return ok();
+            TRY(sink.write(*lent));
+            continue;
+        }
+        if (buf.empty()) buf.resize(buffer_size);
         TRY_ASSIGN(size_t n, source.read(buf.data(), buf.size()));
         if (n == 0) return ok();
         TRY(sink.write(std::string_view(buf.data(), n)));

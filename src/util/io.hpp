@@ -31,6 +31,13 @@ public:
     virtual Result<std::optional<FileRegion>> take_file_region(size_t /*max*/) {
         return std::optional<FileRegion>();
     }
+    // The next up to `max` bytes in the source's own memory, consumed as if
+    // read, saving read()'s copy; valid until the next call on this source.
+    // nullopt when it has no memory to lend (then read()); an empty view at
+    // the end of the stream.
+    virtual Result<std::optional<std::string_view>> borrow(size_t /*max*/) {
+        return std::optional<std::string_view>();
+    }
 };
 
 class Sink {

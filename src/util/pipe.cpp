@@ -9,11 +9,19 @@ public:
     explicit Reader(ConsumerThread& owner) : m_owner(owner) {}
 
     Result<size_t> read(char* buf, size_t len) override {
+        TRY_ASSIGN(auto lent, borrow(len));
+        std::memcpy(buf, lent->data(), lent->size());
+        return lent->size();
+    }
+
+    // The queued buffers themselves: the NAR parser reads a whole upload
+    // without copying it again.
+    Result<std::optional<std::string_view>> borrow(size_t max) override {
         if (m_offset == m_current.size()) {
             std::unique_lock lock(m_owner.m_mutex);
             m_owner.m_changed.wait(lock, [&] { return !m_owner.m_queue.empty() || m_owner.m_closed; });
             if (m_owner.m_abort) return Failure{*m_owner.m_abort};
-            if (m_owner.m_queue.empty()) return size_t{0};
+            if (m_owner.m_queue.empty()) return std::optional<std::string_view>(std::string_view());
             auto next = std::move(m_owner.m_queue.front());
             m_owner.m_queue.pop_front();
             m_owner.m_queued -= next.size();
@@ -29,10 +37,10 @@ public:
             m_offset = 0;
             m_owner.m_changed.notify_all();
         }
-        size_t n = std::min(len, m_current.size() - m_offset);
-        std::memcpy(buf, m_current.data() + m_offset, n);
+        size_t n = std::min(max, m_current.size() - m_offset);
+        std::string_view lent(m_current.data() + m_offset, n);
         m_offset += n;
-        return n;
+        return std::optional<std::string_view>(lent);
     }
 
 private:

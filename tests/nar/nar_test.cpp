@@ -53,6 +53,31 @@ void make_tree(const fs::path& root) {
     fs::create_symlink("/nonexistent/target", root / "dangling");
 }
 
+// Lends its bytes (Source::borrow) a few at a time, so that tokens, lengths
+// and contents straddle the parser's windows.
+class LendingSource : public Source {
+public:
+    explicit LendingSource(std::string_view data) : m_data(data) {}
+    Result<size_t> read(char*, size_t) override { return fail(ErrorCode::internal, "read() called on a lender"); }
+    Result<std::optional<std::string_view>> borrow(size_t max) override {
+        size_t n = std::min({max, m_data.size(), 1 + m_calls++ % 7});
+        auto lent = m_data.substr(0, n);
+        m_data.remove_prefix(n);
+        return std::optional<std::string_view>(lent);
+    }
+
+private:
+    std::string_view m_data;
+    size_t m_calls = 0;
+};
+
+Result<std::string> listing(Source& source) {
+    StringSink out;
+    auto lister = nar::make_lister(out);
+    TRY(nar::parse(source, *lister));
+    return out.data();
+}
+
 }  // namespace
 
 TEST(Nar, SingleFileHasTheKnownLayout) {
@@ -149,6 +174,28 @@ TEST(Nar, InvalidCorpusIsRejectedWithSpecificMessages) {
         ++cases;
     }
     EXPECT_GE(cases, 20);
+}
+
+TEST(Nar, LentBytesParseLikeReadOnes) {
+    TempDir dir;
+    make_tree(dir.path() / "tree");
+    auto nar = dump_to_string(dir.path() / "tree");
+    StringSource read(nar);
+    LendingSource lent(nar);
+    auto a = listing(read), b = listing(lent);
+    ASSERT_TRUE(a) << a.error().message;
+    ASSERT_TRUE(b) << b.error().message;
+    EXPECT_EQ(*a, *b);
+    for (const auto& entry : fs::directory_iterator(fs::path(LARDER_TEST_DATA) / "invalid")) {
+        if (entry.path().extension() != ".nar") continue;
+        auto data = *read_file(entry.path());
+        StringSource read_bad(data);
+        LendingSource lent_bad(data);
+        auto x = listing(read_bad), y = listing(lent_bad);
+        ASSERT_FALSE(x);
+        ASSERT_FALSE(y) << entry.path();
+        EXPECT_EQ(x.error().message, y.error().message) << entry.path();
+    }
 }
 
 TEST(Nar, RestoreOfInvalidNarNeverEscapesTarget) {

@@ -15,19 +15,45 @@ Result<void> read_all(Source& source, std::string& out) {
     }
 }
 
+// Writes "0,1,2,...,999," in 1000 pieces and finishes; returns what was sent.
+std::string write_numbers(ConsumerThread& pipe) {
+    std::string sent;
+    for (int i = 0; i < 1000; ++i) {
+        auto piece = std::to_string(i) + ",";
+        sent += piece;
+        EXPECT_TRUE(pipe.write(piece));
+    }
+    EXPECT_TRUE(pipe.finish());
+    return sent;
+}
+
 }  // namespace
 
 TEST(ConsumerThread, DeliversEverythingInOrder) {
     std::string got;
     ConsumerThread pipe([&](Source& s) { return read_all(s, got); }, 16);
-    std::string sent;
-    for (int i = 0; i < 1000; ++i) {
-        auto piece = std::to_string(i) + ",";
-        sent += piece;
-        ASSERT_TRUE(pipe.write(piece));
-    }
-    ASSERT_TRUE(pipe.finish());
+    auto sent = write_numbers(pipe);
     EXPECT_EQ(got, sent);
+}
+
+TEST(ConsumerThread, LendsItsQueuedBytesInOrder) {
+    std::string got;
+    size_t pieces = 0;
+    ConsumerThread pipe(
+        [&](Source& s) -> Result<void> {
+            for (;;) {
+                TRY_ASSIGN(auto lent, s.borrow(5));
+                if (!lent) return fail(ErrorCode::internal, "the pipe lent nothing");
+                if (lent->empty()) return ok();
+                EXPECT_LE(lent->size(), 5u);
+                got.append(*lent);
+                ++pieces;
+            }
+        },
+        64);
+    auto sent = write_numbers(pipe);
+    EXPECT_EQ(got, sent);
+    EXPECT_GE(pieces, 1000u);
 }
 
 TEST(ConsumerThread, AbortIsAnErrorNotAnEnd) {
