@@ -92,6 +92,14 @@ CacheService::CacheService(Config config, db::MetadataStore& db, blob::BlobStore
     m_gc_holder = fmt::format("{}-{:08x}", ::getpid(), random());
 }
 
+struct CacheService::ReadyProbe {
+    std::mutex mutex;
+    std::condition_variable done;
+    std::optional<Result<void>> db, blobs;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    bool answered() const { return db && blobs; }
+};
+
 CacheService::~CacheService() {
     {
         std::lock_guard lock(m_ingest_mutex);
@@ -99,6 +107,20 @@ CacheService::~CacheService() {
     }
     m_ingest_wake.notify_all();
     if (m_ingest_thread.joinable()) m_ingest_thread.join();
+    // A readiness probe's threads use the stores through this object until
+    // they are answered (only the last probe can be unanswered): wait for
+    // them. S3 gives up after 30 s without progress; a PostgreSQL that
+    // stopped answering holds this as long as libpq waits.
+    std::shared_ptr<ReadyProbe> probe;
+    {
+        std::lock_guard lock(m_probe_mutex);
+        probe = m_probe;
+    }
+    if (probe) {
+        std::unique_lock lock(probe->mutex);
+        if (!probe->answered()) spdlog::info("waiting for the last readiness probe to be answered before stopping");
+        probe->done.wait(lock, [&] { return probe->answered(); });
+    }
 }
 
 Result<db::CacheRow> CacheService::create_cache(std::string_view name, const CacheSettings& s) {
@@ -430,16 +452,9 @@ void count_upload(ServiceCounters& c, const NarUpload& upload) {
 
 }  // namespace
 
-struct CacheService::ReadyProbe {
-    std::mutex mutex;
-    std::condition_variable done;
-    std::optional<Result<void>> db, blobs;
-    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-    bool answered() const { return db && blobs; }
-};
-
 // Two threads, each asking its store one cheap request: a name no cache
-// has, a key no blob has. Left behind if they hang.
+// has, a key no blob has. Left behind if they hang (the destructor waits
+// for them).
 std::shared_ptr<CacheService::ReadyProbe> CacheService::start_ready_probe() {
     auto probe = std::make_shared<ReadyProbe>();
     auto run = [probe](auto check, std::optional<Result<void>> ReadyProbe::*slot) {

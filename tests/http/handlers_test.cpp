@@ -2,8 +2,10 @@
 // limits (H3, H4), ranges (L4) and the error boundary (L1).
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include "support/random_bytes.hpp"
 #include "support/service_fixture.hpp"
@@ -194,6 +196,40 @@ TEST_F(HandlerTest, ReadinessChecksOfAHungDatabaseShareOneProbe) {
     // Answered now (the check waits for the probe left behind, or finds it
     // answered and starts anew): ready, and no probe is still out.
     EXPECT_TRUE(service->check_ready(std::chrono::seconds(5)));
+    db_faults->before = nullptr;
+}
+
+// Stopping while a probe of a hung database is out waits for it: its thread
+// uses the stores through the service (under ASan, not waiting is a
+// use-after-free once it is answered).
+TEST_F(HandlerTest, StoppingWaitsForAReadinessProbeLeftBehind) {
+    std::mutex mutex;
+    std::condition_variable changed;
+    bool hung = true, probing = false;
+    db_faults->before = [&](std::string_view call) {
+        if (call != "get_cache") return;
+        std::unique_lock lock(mutex);
+        probing = true;
+        changed.notify_all();
+        changed.wait(lock, [&] { return !hung; });
+    };
+    ASSERT_FALSE(service->check_ready(std::chrono::milliseconds(50)));
+    {
+        std::unique_lock lock(mutex);
+        ASSERT_TRUE(changed.wait_for(lock, std::chrono::seconds(5), [&] { return probing; }));
+    }
+    std::atomic<bool> released = false;
+    std::thread release([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        released = true;
+        std::lock_guard lock(mutex);
+        hung = false;
+        changed.notify_all();
+    });
+    handler.reset();
+    service.reset();
+    EXPECT_TRUE(released) << "the service was destroyed while its probe was still out";
+    release.join();
     db_faults->before = nullptr;
 }
 
