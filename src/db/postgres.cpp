@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 
 #include <cstring>
+#include <string>
 
 #include <fmt/core.h>
 
@@ -121,7 +122,12 @@ Failure Connection::error(std::string_view what, pg_result* result) const {
 }
 
 Result<std::unique_ptr<Connection>> open(const std::string& url) {
-    PGconn* raw = PQconnectdb(url.c_str());
+    // Keywords are applied in order, so the URL (the last, expanded) wins.
+    auto timeout = std::to_string(k_connect_timeout);
+    const char* keys[] = {"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+                          "keepalives_count", "tcp_user_timeout", "dbname", nullptr};
+    const char* values[] = {timeout.c_str(), "1", "30", "10", "3", "60000", url.c_str(), nullptr};
+    PGconn* raw = PQconnectdbParams(keys, values, 1);
     auto conn = std::make_unique<Connection>(raw);
     if (PQstatus(raw) != CONNECTION_OK) {
         std::string message = PQerrorMessage(raw);

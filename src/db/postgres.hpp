@@ -70,6 +70,11 @@ private:
 };
 
 // Opens a connection from a libpq URL ("postgresql://user@host:port/db").
+// Unless the URL sets them, a server that does not answer fails the
+// connection after k_connect_timeout seconds, and one that stops answering
+// fails its queries within about a minute (TCP keepalives and
+// tcp_user_timeout), instead of holding a worker for the hours TCP takes.
 Result<std::unique_ptr<Connection>> open(const std::string& url);
+constexpr int k_connect_timeout = 10;
 
 }  // namespace larder::db::pg

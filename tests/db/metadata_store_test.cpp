@@ -3,12 +3,21 @@
 // metadata_postgres_test.sh starts one and runs these tests against it).
 #include "db/metadata_store.hpp"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include <fmt/core.h>
 
@@ -223,6 +232,52 @@ TEST(RedactUrl, HidesPasswords) {
               "postgresql://db/larder?user=x&password=***&sslmode=require");
     EXPECT_EQ(redact_url("postgresql://larder@db/larder"), "postgresql://larder@db/larder");
     EXPECT_EQ(redact_url("sqlite:///var/lib/larder.db"), "sqlite:///var/lib/larder.db");
+}
+
+// A PostgreSQL that accepts connections and never answers (a hung server,
+// a proxy to nowhere) fails the connection after k_connect_timeout seconds
+// instead of holding the caller for good.
+TEST(Postgres, AServerThatNeverAnswersFailsTheConnection) {
+    int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(listener, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), len), 0);
+    ASSERT_EQ(::listen(listener, 4), 0);
+    ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    std::atomic<int> accepted = -1;
+    std::thread acceptor([&] { accepted = ::accept(listener, nullptr, nullptr); });
+
+    std::mutex mutex;
+    std::condition_variable done;
+    std::optional<Result<std::unique_ptr<pg::Connection>>> result;
+    auto started = std::chrono::steady_clock::now();
+    std::thread client([&] {
+        auto r = pg::open(fmt::format("postgresql://larder@127.0.0.1:{}/larder?sslmode=disable", ntohs(addr.sin_port)));
+        std::lock_guard lock(mutex);
+        result = std::move(r);
+        done.notify_all();
+    });
+    bool answered;
+    {
+        std::unique_lock lock(mutex);
+        answered = done.wait_for(lock, std::chrono::seconds(pg::k_connect_timeout + 10), [&] { return result.has_value(); });
+    }
+    auto waited = std::chrono::steady_clock::now() - started;
+    // Unblocks whatever still waits (the client, without a timeout; the acceptor, without a client).
+    if (accepted >= 0) ::shutdown(accepted, SHUT_RDWR);
+    ::shutdown(listener, SHUT_RDWR);
+    client.join();
+    acceptor.join();
+    if (accepted >= 0) ::close(accepted);
+    ::close(listener);
+    ASSERT_TRUE(answered) << "still waiting for the server after " << pg::k_connect_timeout + 10 << " s";
+    ASSERT_FALSE(*result);
+    EXPECT_EQ(result->error().code, ErrorCode::unavailable);
+    EXPECT_NE(result->error().message.find("timeout"), std::string::npos) << result->error().message;
+    EXPECT_GE(waited, std::chrono::seconds(pg::k_connect_timeout - 1));
 }
 
 // Garbage collection's primitives: a NAR no object uses is marked, then
