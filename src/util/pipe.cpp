@@ -10,7 +10,7 @@ public:
 
     Result<size_t> read(char* buf, size_t len) override {
         TRY_ASSIGN(auto lent, borrow(len));
-        std::memcpy(buf, lent->data(), lent->size());
+        if (!lent->empty()) std::memcpy(buf, lent->data(), lent->size());  // (an empty view's data may be null)
         return lent->size();
     }
 
