@@ -29,9 +29,9 @@ public:
 
     Result<void> read(char* out, size_t n) {
         while (n > 0) {
-            if (m_pos == m_end) TRY(fill());
-            size_t take = std::min(n, m_end - m_pos);
-            std::memcpy(out, m_window.data() + m_pos, take);
+            if (m_window.empty()) TRY(fill());
+            size_t take = std::min(n, m_window.size());
+            std::memcpy(out, m_window.data(), take);
             consume(take);
             out += take;
             n -= take;
@@ -81,9 +81,9 @@ public:
     Result<void> contents(uint64_t len, Visitor& visitor) {
         uint64_t left = len;
         while (left > 0) {
-            if (m_pos == m_end) TRY(fill());
-            size_t take = static_cast<size_t>(std::min<uint64_t>(left, m_end - m_pos));
-            TRY(visitor.regular_data(m_window.substr(m_pos, take)));
+            if (m_window.empty()) TRY(fill());
+            size_t take = static_cast<size_t>(std::min<uint64_t>(left, m_window.size()));
+            TRY(visitor.regular_data(m_window.substr(0, take)));
             consume(take);
             left -= take;
         }
@@ -91,15 +91,15 @@ public:
     }
 
     Result<bool> at_end() {
-        if (m_pos < m_end) return false;
+        if (!m_window.empty()) return false;
         TRY(next());
-        return m_end == 0;
+        return m_window.empty();
     }
 
 private:
     Result<void> fill() {
         TRY(next());
-        if (m_end == 0) return invalid(fmt::format("unexpected end of input at offset {}", m_offset));
+        if (m_window.empty()) return invalid(fmt::format("unexpected end of input at offset {}", m_offset));
         return ok();
     }
 
@@ -113,22 +113,18 @@ private:
             TRY_ASSIGN(size_t n, m_source.read(m_buf.data(), m_buf.size()));
             m_window = std::string_view(m_buf.data(), n);
         }
-        m_pos = 0;
-        m_end = m_window.size();
         return ok();
     }
 
     void consume(size_t n) {
-        m_pos += n;
+        m_window.remove_prefix(n);
         m_offset += n;
     }
 
     static constexpr size_t k_buffer_size = 64 * 1024;
     Source& m_source;
     std::vector<char> m_buf;   // what read() fills, if the source lends nothing
-    std::string_view m_window;  // the bytes at hand: m_buf's, or the source's
-    size_t m_pos = 0;
-    size_t m_end = 0;
+    std::string_view m_window;  // the bytes at hand, not yet consumed: m_buf's, or the source's
     uint64_t m_offset = 0;
 };
 
