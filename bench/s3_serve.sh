@@ -2,7 +2,7 @@
 # Larder on S3 against S3 itself: every narinfo and NAR of the medium closure
 # fetched 16 paths at a time from Larder (storage: radosgw), and the same
 # files (`nix copy --to file://`) fetched straight from radosgw, both through
-# tests/peers/delay_proxy.py adding DELAY ms per request (0 and 20 by
+# tests/tools/delay_proxy.cpp adding DELAY ms per request (0 and 20 by
 # default). Also narinfo p99 while 16 NARs stream from S3, Larder's peak RSS,
 # and the same fetches through Larder's local read cache ([s3] cache_dir), as
 # it fills and once it is warm.

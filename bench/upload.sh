@@ -3,7 +3,7 @@
 #  - plain `nix copy --to http://…?compression=zstd` into Larder (local disk)
 #    vs into nginx's WebDAV (dav_methods PUT, a nix-cache-info in its root);
 #  - `larder push` to Larder on S3 20 ms away (radosgw behind
-#    tests/peers/delay_proxy.py) vs `larder push` to Larder on local disk,
+#    tests/tools/delay_proxy.cpp) vs `larder push` to Larder on local disk,
 #    and the same with radosgw 0 ms away;
 #  - narinfo p99 while the closure's largest NAR is uploaded with plain Nix;
 #  - Larder's peak RSS through all of it.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# radosgw throttling (503 SlowDown, from tests/peers/delay_proxy.py in front
+# radosgw throttling (503 SlowDown, from tests/tools/delay_proxy.cpp in front
 # of it) for a while: pushes and substitutions take longer but succeed, and
 # no client sees an error. Storage 20 ms away, as a real S3 would be.
 source "$(dirname "$0")/lib.sh"

@@ -126,12 +126,13 @@ CONF
     [ "$(ceph_s3_signed PUT "/$S3_BUCKET")" = 200 ] || { echo "cannot create the bucket" >&2; return 1; }
 }
 
-# tests/peers/delay_proxy.py in front of radosgw: VAR DELAY_MS [proxy args...]
-# sets VAR to the proxy's endpoint; it is stopped with everything else.
+# tests/tools/delay_proxy.cpp (built next to $LARDER, under tests/) in front
+# of radosgw: VAR DELAY_MS [proxy args...] sets VAR to the proxy's endpoint;
+# it is stopped with everything else.
 ceph_s3_proxy() {
     local var=$1 delay=$2 port; shift 2
     port=$(free_port)
-    python3 "$(dirname "${BASH_SOURCE[0]}")/delay_proxy.py" --listen "$port" --upstream "${S3_ENDPOINT#http://}" \
+    "${LARDER_DELAY_PROXY:-$(dirname "$LARDER")/tests/larder_delay_proxy}" --listen "$port" --upstream "${S3_ENDPOINT#http://}" \
         --delay-ms "$delay" "$@" > /dev/null 2>&1 &
     CEPH_PROXY_PIDS="${CEPH_PROXY_PIDS:-} $!"
     for _ in $(seq 50); do
