@@ -109,5 +109,33 @@ printf '%-50s %8.2fs %8.2fs %7sx\n' "  larder push to S3 +0 ms vs to local disk"
 printf '%-50s %s\n' "  each round (S3 +$delay / +0 / local, s)" \
     "$(for i in "${!pl[@]}"; do printf '%.2f/%.2f/%.2f ' "${ps[$i]}" "${pn[$i]}" "${pl[$i]}"; done)"
 printf '%-50s %s\n' "  radosgw + ceph-osd CPU per S3 +$delay push (s)" "$(printf '%.2f ' "${pc[@]}")"
+
+# 4. The same with S3 on cores of its own, as it is in production (another
+# machine): radosgw, ceph-osd, ceph-mon and the proxies on the second half of
+# the cores, Larder's server and push on the first half, for both pushes.
+cores=$(nproc)
+if [ "$cores" -ge 2 ]; then
+    larder_cpus=0-$((cores / 2 - 1)) s3_cpus=$((cores / 2))-$((cores - 1))
+    for p in $(pgrep -x radosgw) $(pgrep -x ceph-osd) $(pgrep -x ceph-mon) $CEPH_PROXY_PIDS; do
+        taskset -a -p -c "$s3_cpus" "$p" > /dev/null
+    done
+    pin_server() { taskset -a -p -c "$larder_cpus" "$SERVER_PID" > /dev/null; }
+    pinned_push() { seconds taskset -c "$larder_cpus" "$LARDER" push main "$root" --server "$URL" --token "$ADMIN_TOKEN"; }
+    ql=() qs=()
+    for round in $(seq "${ROUNDS:-3}"); do
+        larder_with "$TMP/pinned-local-$round" && pin_server
+        ql+=("$(pinned_push)")
+        note_peak
+        larder_with "$TMP/pinned-s3-$round" "s3://$S3_BUCKET/pinned-$round?endpoint=$proxy&region=$S3_REGION" && pin_server
+        qs+=("$(pinned_push)")
+        note_peak
+    done
+    l=$(median "${ql[@]}"); s=$(median "${qs[@]}")
+    printf '%-50s %8.2fs %8.2fs %7sx\n' "  the same, S3 and larder on cores of their own" "$s" "$l" "$(ratio "$s" "$l")"
+    printf '%-50s %s\n' "  each round (S3 +$delay / local, s)" \
+        "$(for i in "${!ql[@]}"; do printf '%.2f/%.2f ' "${qs[$i]}" "${ql[$i]}"; done)"
+fi
 printf '%-50s %7d MB\n' "larder peak RSS (largest of the servers above)" "$peak"
-for log in "$TMP"/{plain,local,s3,near}-*/serve.log; do assert_no_5xx "$log"; done
+for log in "$TMP"/{plain,local,s3,near,pinned-local,pinned-s3}-*/serve.log; do
+    if [ -e "$log" ]; then assert_no_5xx "$log"; fi
+done
