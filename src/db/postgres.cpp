@@ -113,11 +113,16 @@ Failure Connection::error(std::string_view what, pg_result* result) const {
     std::string message = result ? PQresultErrorMessage(result) : PQerrorMessage(m_conn);
     if (message.empty()) message = PQerrorMessage(m_conn);
     while (!message.empty() && message.back() == '\n') message.pop_back();
+    auto is = [&](const char* prefix) { return state && std::strncmp(state, prefix, std::strlen(prefix)) == 0; };
     ErrorCode code = ErrorCode::internal;
     if (PQstatus(m_conn) != CONNECTION_OK) code = ErrorCode::unavailable;
-    else if (state && std::strncmp(state, "23", 2) == 0) code = ErrorCode::conflict;
-    else if (state && (std::strcmp(state, "40001") == 0 || std::strcmp(state, "40P01") == 0))
-        code = ErrorCode::unavailable;  // serialization failure, deadlock: try again
+    else if (is("23")) code = ErrorCode::conflict;
+    // Worth trying again later: serialization failure, deadlock, a statement
+    // or lock timeout the operator set (57014, 55P03), too many connections
+    // or no room (class 53), the server shutting down (57P0x), a lost
+    // connection (class 08).
+    else if (is("40001") || is("40P01") || is("57014") || is("55P03") || is("53") || is("57P") || is("08"))
+        code = ErrorCode::unavailable;
     return fail(code, fmt::format("database error ({}): {}", what, message));
 }
 

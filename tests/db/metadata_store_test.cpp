@@ -234,6 +234,33 @@ TEST(RedactUrl, HidesPasswords) {
     EXPECT_EQ(redact_url("sqlite:///var/lib/larder.db"), "sqlite:///var/lib/larder.db");
 }
 
+// Timeouts an operator sets on PostgreSQL (lock_timeout, statement_timeout)
+// fail the call as unavailable (503, try again), not as an internal error
+// (500), and the message says which.
+TEST_P(MetadataStoreTest, AnOperatorsTimeoutIsUnavailable) {
+    if (GetParam() != "postgres") GTEST_SKIP() << "PostgreSQL only (SQLite's busy timeout is covered by its wrapper)";
+    make_cache("main");
+    std::string url = std::getenv("LARDER_TEST_PG_URL");
+    auto impatient = open_metadata_store(url + (url.find('?') == std::string::npos ? "?" : "&") +
+                                         "options=-c%20lock_timeout%3D100");
+    ASSERT_TRUE(impatient) << impatient.error().message;
+    auto holder = db::pg::open(url);
+    ASSERT_TRUE(holder) << holder.error().message;
+    ASSERT_TRUE((*holder)->exec("BEGIN; LOCK TABLE caches IN ACCESS EXCLUSIVE MODE"));
+    auto r = (*impatient)->get_cache("main");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ErrorCode::unavailable) << r.error().message;
+    EXPECT_NE(r.error().message.find("lock timeout"), std::string::npos) << r.error().message;
+    ASSERT_TRUE((*holder)->exec("ROLLBACK"));
+    EXPECT_TRUE((*impatient)->get_cache("main")) << "the same store works once the lock is gone";
+
+    ASSERT_TRUE((*holder)->exec("SET statement_timeout = 50"));
+    auto slow = (*holder)->exec("SELECT pg_sleep(5)");
+    ASSERT_FALSE(slow);
+    EXPECT_EQ(slow.error().code, ErrorCode::unavailable) << slow.error().message;
+    EXPECT_NE(slow.error().message.find("statement timeout"), std::string::npos) << slow.error().message;
+}
+
 // A PostgreSQL that accepts connections and never answers (a hung server,
 // a proxy to nowhere) fails the connection after k_connect_timeout seconds
 // instead of holding the caller for good.
