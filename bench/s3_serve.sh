@@ -3,7 +3,8 @@
 # fetched 16 paths at a time from Larder (storage: radosgw), and the same
 # files (`nix copy --to file://`) fetched straight from radosgw, both through
 # tests/tools/delay_proxy.cpp adding DELAY ms per request (0 and 20 by
-# default). Also narinfo p99 while 16 NARs stream from S3, Larder's peak RSS,
+# default). Also narinfo p99 while 16 NARs stream from S3 (baseline: nginx
+# serving the narinfo file during the same streams), Larder's peak RSS,
 # and the same fetches through Larder's local read cache ([s3] cache_dir), as
 # it fills and once it is warm.
 #   bench/s3_serve.sh [DELAY_MS...]   (needs wrk: scripts/deps.sh --bench)
@@ -70,24 +71,33 @@ bh=$(basename "$big" | cut -c1-32)
 cat > "$TMP/one.lua" <<LUA
 request = function() return wrk.format("GET", "/main/$bh.narinfo") end
 LUA
-p99_during_streams() {
+# The baseline: nginx on the same machine serving the same narinfo as a
+# file, asked while the same 16 NARs stream from Larder; on a machine the
+# streams saturate, its p99 is what scheduling alone costs.
+start_nginx "$TMP/files"
+cat > "$TMP/nginx.lua" <<LUA
+request = function() return wrk.format("GET", "/$bh.narinfo") end
+LUA
+p99_during_streams() {  # [URL LUA]: whom wrk asks (default: larder)
     local nar pids=() p99
     nar=$URL/main/$(curl -sf "$URL/main/$bh.narinfo" | sed -n 's/^URL: //p')
     for i in $(seq 16); do curl -sf -o /dev/null "$nar" & pids+=($!); done
-    p99=$(wrk -t 1 -c 4 -d 3s --latency -s "$TMP/one.lua" "$URL" | awk '$1 == "99%" {
+    p99=$(wrk -t 1 -c 4 -d 3s --latency -s "${2:-$TMP/one.lua}" "${1:-$URL}" | awk '$1 == "99%" {
         v = $2; if (v ~ /us$/) n = v / 1000; else if (v ~ /ms$/) n = v + 0; else n = v * 1000; print n }')
     wait "${pids[@]}"
     echo "$p99"
 }
 
-printf '%-44s %10s %10s %8s\n' "benchmark ($(nproc) cores)" larder s3 ratio
+printf '%-44s %10s %10s %8s\n' "benchmark ($(nproc) cores)" larder "s3 (nginx)" ratio
 for d in "${delays[@]}"; do
     ceph_s3_proxy proxy "$d"
     larder_on "$proxy"
     l=$(fetch_all "$URL" "$TMP/larder-urls")
     s=$(fetch_all "$proxy" "$TMP/s3-urls")
     printf '%-44s %9.2fs %9.2fs %7sx\n' "closure (${#paths[@]} paths), 16 at a time, S3 +${d} ms" "$l" "$s" "$(ratio "$l" "$s")"
-    printf '%-44s %9.1fms\n' "narinfo p99 during 16 NAR streams, +${d} ms" "$(p99_during_streams)"
+    l=$(p99_during_streams)
+    n=$(p99_during_streams "$NGINX_URL" "$TMP/nginx.lua")
+    printf '%-44s %9.1fms %8.1fms %7sx\n' "narinfo p99 during 16 NAR streams, +${d} ms" "$l" "$n" "$(ratio "$l" "$n")"
     printf '%-44s %8d MB\n' "larder peak RSS, +${d} ms" "$(hwm)"
     rm -rf "$TMP/read-cache"
     larder_on "$proxy" "$TMP/read-cache"
