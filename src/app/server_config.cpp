@@ -191,8 +191,8 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
     }
     if (auto* chunks = t["chunks"].as_table()) {
         TRY(check_keys(*path, *chunks, "chunks.",
-                       {"min_size", "avg_size", "max_size", "single_below", "zstd_level", "dedup", "deferred",
-                        "ingest_threads"}));
+                       {"min_size", "avg_size", "max_size", "single_below", "inline_below", "zstd_level", "dedup",
+                        "deferred", "ingest_threads"}));
         TRY(read(*path, *chunks, "deferred", config.cache.defer_ingest));
         int64_t ingest_threads = config.cache.ingest_threads;
         TRY(read(*path, *chunks, "ingest_threads", ingest_threads));
@@ -207,6 +207,11 @@ Result<ServeConfig> parse_serve_config(std::string_view text, const std::string&
         int64_t min = static_cast<int64_t>(p.min_size), avg = static_cast<int64_t>(p.avg_size),
                 max = static_cast<int64_t>(p.max_size), single = static_cast<int64_t>(config.cache.single_chunk_below);
         int64_t level = config.cache.zstd_level;
+        int64_t inline_below = static_cast<int64_t>(config.cache.inline_chunk_below);
+        TRY(read(*path, *chunks, "inline_below", inline_below));
+        // Rows stay small: a database is no place for large values.
+        if (inline_below < 0 || inline_below > 65536) return bad(*path, "chunks.inline_below must be 0-65536");
+        config.cache.inline_chunk_below = static_cast<size_t>(inline_below);
         TRY(read(*path, *chunks, "min_size", min));
         TRY(read(*path, *chunks, "avg_size", avg));
         TRY(read(*path, *chunks, "max_size", max));

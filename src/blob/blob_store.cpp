@@ -27,6 +27,12 @@ bool is_valid_key(std::string_view key) {
            std::all_of(key.begin(), key.end(), [](char c) { return k_allowed[static_cast<unsigned char>(c)]; });
 }
 
+std::string_view held_bytes(const BlobRange& range) {
+    std::string_view data = range.data;
+    if (range.offset >= data.size()) return {};
+    return data.substr(range.offset, range.length);
+}
+
 namespace {
 
 // Opens each range's blob when the reader gets to it.
@@ -60,7 +66,11 @@ private:
             m_current.reset();
             if (m_next == m_ranges.size()) return false;
             const auto& r = m_ranges[m_next++];
-            TRY_ASSIGN(m_current, m_blobs.open(r.key, r.offset, r.length));
+            if (!r.data.empty()) {
+                m_current = std::make_unique<StringSource>(held_bytes(r));
+            } else {
+                TRY_ASSIGN(m_current, m_blobs.open(r.key, r.offset, r.length));
+            }
             m_left = r.length;
         }
         return true;

@@ -27,7 +27,14 @@ struct BlobRange {
     // The whole blob's size, if the caller knows it (0: unknown). A read
     // cache keeps only whole blobs, and only those whose size it can check.
     uint64_t blob_size = 0;
+    // The whole blob's bytes, if the caller holds them (a chunk kept in the
+    // database): read from here, with no request to the store.
+    std::string data = {};
 };
+
+// Bytes [offset, offset + length) of a range's `data`, cut short where the
+// data is (a reader then finds the blob shorter than recorded).
+std::string_view held_bytes(const BlobRange& range);
 
 // A stored blob as listed: its key, when it was last written (Unix time),
 // and its size.

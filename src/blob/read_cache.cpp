@@ -87,7 +87,8 @@ private:
 
     // A blob worth keeping whole: its size known, and small enough not to
     // push a quarter of the cache out at once.
-    bool cacheable(const BlobRange& r) const { return r.blob_size > 0 && r.blob_size <= m_max / 4; }
+    // Held bytes (a chunk kept in the database) pass through: no request.
+    bool cacheable(const BlobRange& r) const { return r.data.empty() && r.blob_size > 0 && r.blob_size <= m_max / 4; }
 
     // Whether the cache holds `key` at `size` bytes; marks it read now.
     bool lookup(const std::string& key, uint64_t size) {

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <random>
 #include <deque>
+#include <future>
 #include <thread>
 
 #include <fmt/core.h>
@@ -377,6 +378,10 @@ class ReadAheadSource : public Source {
 public:
     ReadAheadSource(S3Store& store, std::vector<BlobRange> ranges) : m_store(store) {
         for (auto& r : ranges) {
+            if (!r.data.empty()) {  // held by the caller: one piece, no request
+                m_pieces.push_back(std::move(r));
+                continue;
+            }
             for (uint64_t at = 0; at < r.length; at += k_max_piece)
                 m_pieces.push_back(BlobRange{r.key, r.offset + at, std::min(k_max_piece, r.length - at)});
         }
@@ -421,14 +426,22 @@ private:
     // while the store's read-ahead memory lasts.
     void fetch_ahead() {
         while (m_next < m_pieces.size() && m_pending.size() < std::max(1u, m_store.m_s.read_ahead)) {
-            auto piece = m_pieces[m_next];
+            auto& piece = m_pieces[m_next];
+            if (!piece.data.empty()) {
+                ++m_next;
+                std::promise<Result<std::string>> held;
+                held.set_value(std::string(held_bytes(piece)));
+                m_pending.push_back(Pending{piece.key, piece.length, 0, held.get_future()});
+                continue;
+            }
             auto size = static_cast<int64_t>(piece.length);
             if (m_store.m_read_ahead_left.fetch_sub(size) < size && !m_pending.empty()) {
                 m_store.m_read_ahead_left += size;
                 return;
             }
             ++m_next;
-            auto data = m_store.m_fetchers.submit([store = &m_store, piece, cancelled = m_cancelled]()
+            auto data = m_store.m_fetchers.submit([store = &m_store, piece = BlobRange{piece.key, piece.offset, piece.length},
+                                                   cancelled = m_cancelled]()
                                                       -> Result<std::string> {
                 if (*cancelled) return fail(ErrorCode::unavailable, "cancelled");
                 StringSink sink;

@@ -25,6 +25,13 @@ struct Config {
     // 256K/1M/4M at 0.94-0.98x (bench/serve.sh).
     chunk::Params chunk_params;
     size_t single_chunk_below = 1 << 20;
+    // A chunk whose stored (compressed) bytes are fewer than this is kept
+    // in its database row instead of as a blob: on S3 every blob costs a
+    // request to write it and one to read it, whatever its size, and a
+    // closure has many tiny paths (a push of the medium corpus stores 200
+    // of its 753 chunks in under 4 KiB, 21 KB in all). 0: every chunk is
+    // a blob.
+    size_t inline_chunk_below = 4096;
     int zstd_level = 3;
     // Whether a chunk stored for one cache is reused for another. Sharing
     // saves storage, but lets a pusher to any cache learn by timing whether

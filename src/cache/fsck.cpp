@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cache/service.hpp"
+#include "cache/upload.hpp"
 #include "crypto/encoding.hpp"
 #include "crypto/sha256.hpp"
 
@@ -26,7 +27,7 @@ struct Checked {
 // Streams the blob through a hash: memory stays bounded whatever the chunk size.
 Checked check_chunk(blob::BlobStore& blobs, const db::ChunkRow& chunk) {
     crypto::HashSink hash;
-    auto got = blobs.get(chunk.blob, hash);
+    auto got = read_chunk(blobs, chunk, hash);
     if (!got && got.error().code == ErrorCode::not_found) return {ChunkState::missing, {}};
     if (!got) return {ChunkState::unreadable, got.error().message};
     bool same = hash.size() == chunk.stored_size && crypto::to_base16(hash.digest()) == chunk.hash;

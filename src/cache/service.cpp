@@ -304,6 +304,7 @@ Result<std::shared_ptr<const db::NarRow>> CacheService::nar_to_download(const db
     }
     TRY_ASSIGN(auto row, served_nar(cache, file));
     size_t bytes = sizeof(db::NarRow) + row.chunks.size() * (sizeof(db::ChunkRow) + 200);
+    for (const auto& chunk : row.chunks) bytes += chunk.data.size();
     auto nar = std::make_shared<const db::NarRow>(std::move(row));
     m_downloads.put(key, nar, m_config.lookup_ttl, bytes);
     return nar;
@@ -321,6 +322,7 @@ Result<void> CacheService::check_whole(const db::NarRow& nar) {
     auto key = std::to_string(nar.id);
     if (m_whole_nars.get(key)) return ok();
     for (const auto& chunk : nar.chunks) {
+        if (chunk.is_inline()) continue;
         TRY_ASSIGN(bool there, m_blobs.exists(chunk.blob));
         if (there) continue;
         spdlog::warn("chunk {} of NAR {} is missing from storage; its paths are no longer served", chunk.blob,
@@ -342,7 +344,7 @@ std::unique_ptr<Source> CacheService::open_nar(const db::NarRow& nar, uint64_t o
             continue;
         }
         uint64_t take = std::min(chunk.stored_size - offset, length);
-        ranges.push_back(blob::BlobRange{chunk.blob, offset, take, chunk.stored_size});
+        ranges.push_back(blob::BlobRange{chunk.blob, offset, take, chunk.stored_size, chunk.data});
         offset = 0;
         length -= take;
     }

@@ -104,6 +104,11 @@ std::string new_blob_key(std::string_view stored_hash) {
     return fmt::format("{}-{:016x}", stored_hash, random());
 }
 
+Result<void> read_chunk(blob::BlobStore& blobs, const db::ChunkRow& chunk, Sink& sink) {
+    if (chunk.is_inline()) return sink.write(chunk.data);
+    return blobs.get(chunk.blob, sink);
+}
+
 NarUpload::NarUpload(const Config& config, db::MetadataStore& db, blob::BlobStore& blobs, Options o)
     : m_config(config), m_db(db), m_blobs(blobs), m_expected_file_hash(o.expected_file_hash),
       m_whole(std::move(o.whole)), m_whole_key(std::move(o.whole_key)), m_chunk_frames(o.chunk_frames),
@@ -153,6 +158,7 @@ struct ChunkJob {
     db::MetadataStore& db;
     blob::BlobStore& blobs;
     int zstd_level;
+    size_t inline_below;  // Config::inline_chunk_below
     std::optional<int64_t> dedup_within;
     uint64_t size;                     // of the content
     std::string data;                  // the content, to compress; empty if the client sent a frame
@@ -180,7 +186,7 @@ Result<NarUpload::StoredChunk> store(ChunkJob& job) {
             TRY_ASSIGN(bool kept, reuse(job.db, *existing));
             // Served bytes are the stored ones, so the file hash reads them back.
             StringSink stored;
-            auto got = kept && !existing->damaged ? job.blobs.get(existing->blob, stored) : Result<void>(ok());
+            auto got = kept && !existing->damaged ? read_chunk(job.blobs, *existing, stored) : Result<void>(ok());
             if (kept && !existing->damaged && got)
                 return NarUpload::StoredChunk{std::move(*existing), std::move(stored.data()), false};
             if (!got && got.error().code != ErrorCode::not_found) return Failure{std::move(got).error()};
@@ -200,17 +206,19 @@ Result<NarUpload::StoredChunk> store(ChunkJob& job) {
         TRY_ASSIGN(auto identical, job.db.find_chunk_by_key(hash, job.dedup_within));
         if (identical && identical->size == job.size) {
             TRY_ASSIGN(bool kept, reuse(job.db, *identical));
-            TRY_ASSIGN(bool there,
-                       kept && !identical->damaged ? job.blobs.exists(identical->blob) : Result<bool>(false));
+            TRY_ASSIGN(bool there, kept && !identical->damaged
+                                       ? (identical->is_inline() ? Result<bool>(true) : job.blobs.exists(identical->blob))
+                                       : Result<bool>(false));
             if (there) return NarUpload::StoredChunk{std::move(*identical), std::move(*job.frame), false};
             lost = kept;
         }
     }
     auto key = new_blob_key(hash);
-    TRY(job.blobs.put(key, *job.frame));
     auto stored_size = job.frame->size();
+    bool in_row = stored_size < job.inline_below;
+    if (!in_row) TRY(job.blobs.put(key, *job.frame));
     db::ChunkRow row{0, std::move(hash), job.size, stored_size, "zstd", std::move(job.content_hash), server_made,
-                     std::move(key), lost, false, false};
+                     std::move(key), lost, false, false, in_row ? *job.frame : std::string()};
     return NarUpload::StoredChunk{std::move(row), std::move(*job.frame), true};
 }
 
@@ -233,7 +241,7 @@ Result<void> NarUpload::store_chunk(std::string_view data, std::optional<std::st
         m_seen.emplace(content_hash, m_chunks.size() + m_in_flight.size());
         // A client's frame is stored as it came: the content is not kept
         // (it was 3/4 of the memory of a push's chunks in flight).
-        auto job = std::make_shared<ChunkJob>(ChunkJob{m_db, m_blobs, m_config.zstd_level, m_dedup_within,
+        auto job = std::make_shared<ChunkJob>(ChunkJob{m_db, m_blobs, m_config.zstd_level, m_config.inline_chunk_below, m_dedup_within,
                                                        data.size(), {}, std::nullopt, std::move(content_hash)});
         if (frame) job->frame.emplace(*frame);
         else job->data.assign(data);
@@ -257,7 +265,7 @@ Result<void> NarUpload::take_chunk() {
     if (m_shared_budget) *m_shared_budget += static_cast<int64_t>(chunk.size);
     if (chunk.repeat_of) {
         m_chunks.push_back(m_chunks[*chunk.repeat_of]);
-        return m_blobs.get(m_chunks.back().blob, m_file_hash);
+        return read_chunk(m_blobs, m_chunks.back(), m_file_hash);
     }
     TRY_ASSIGN(auto stored, chunk.stored.get());
     TRY(m_file_hash.write(stored.frame));
@@ -323,7 +331,9 @@ Result<db::NarRow> NarUpload::finish_chunks() {
     // Chunk rows only for durable blobs: a crash before this leaves
     // unreferenced blobs, never a row without its bytes. (A whole file is
     // durable once committed.)
-    if (!m_new_chunks.empty() && !m_whole) TRY(m_blobs.sync());
+    bool any_blob = std::any_of(m_new_chunks.begin(), m_new_chunks.end(),
+                                [&](size_t i) { return !m_chunks[i].is_inline(); });
+    if (any_blob && !m_whole) TRY(m_blobs.sync());
     if (m_stages) {
         m_stages->receive.observe(receive);
         m_stages->verify.observe(verify);
@@ -334,7 +344,7 @@ Result<db::NarRow> NarUpload::finish_chunks() {
         const auto& chunk = m_chunks[index];
         TRY_ASSIGN(auto row, m_db.insert_chunk(chunk));
         // Another upload stored the same bytes first: its blob serves both.
-        if (row.blob != chunk.blob) (void)m_blobs.remove(chunk.blob);
+        if (row.blob != chunk.blob && !chunk.is_inline()) (void)m_blobs.remove(chunk.blob);
         rows.emplace(row.hash, std::move(row));
     }
     for (auto& c : m_chunks)

@@ -36,6 +36,10 @@ namespace larder::cache {
 // never hits new bytes.
 std::string new_blob_key(std::string_view stored_hash);
 
+// A chunk's stored bytes into `sink`: from its row if it is kept there,
+// else from its blob (not_found if that is gone).
+Result<void> read_chunk(blob::BlobStore& blobs, const db::ChunkRow& chunk, Sink& sink);
+
 // Where a committed upload's time went, for /metrics:
 //   receive: from the first byte to the end of the body (the client's pace,
 //            and back-pressure from the stages after it);

@@ -75,6 +75,11 @@ struct ChunkRow {
     // fsck found its blob missing or corrupt: NARs using it are not served
     // until an upload of the same content stores a new blob.
     bool damaged = false;
+    // The stored bytes themselves, for a chunk kept in the database (small
+    // ones: Config::inline_chunk_below); then `blob` names nothing stored.
+    // Empty: the bytes are in the blob store.
+    std::string data = {};
+    bool is_inline() const { return !data.empty(); }
 };
 
 struct NarRow {
@@ -123,7 +128,7 @@ struct PinRow {
 
 // What a sweep removed from the metadata (blobs are removed after).
 struct SweptChunk {
-    std::string blob;
+    std::string blob;  // empty for a chunk kept in the database
     uint64_t stored_size = 0;
 };
 
@@ -215,6 +220,7 @@ public:
         int64_t stored_bytes = 0;                 // of all chunks
         int64_t unused_chunks = 0, unused_nars = 0;  // what garbage collection will remove
         int64_t deferred_nars = 0;                    // stored whole, not yet cut into chunks
+        int64_t inline_chunks = 0;                    // kept in their rows, not as blobs
     };
     virtual Result<StorageCounts> storage_counts() = 0;
 

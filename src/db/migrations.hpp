@@ -192,7 +192,14 @@ CREATE TABLE upstream_paths (
 );
 CREATE INDEX upstream_paths_nar ON upstream_paths(cache_id, nar_hash);
 CREATE INDEX upstream_paths_seen ON upstream_paths(seen_at);
+)SQL",    // 7: chunks whose stored bytes are tiny (a small path's whole NAR, a
+    // frame that compresses to almost nothing) are kept in the row itself
+    // (`data`; NULL: in the blob store), not as a blob: on S3 each blob is
+    // a request to write and to read.
+    R"SQL(
+ALTER TABLE chunks ADD COLUMN data BLOB;
 )SQL",
+
 };
 
 // PostgreSQL: the same tables; version in schema_version, applied under an
@@ -370,7 +377,14 @@ CREATE TABLE upstream_paths (
 );
 CREATE INDEX upstream_paths_nar ON upstream_paths(cache_id, nar_hash);
 CREATE INDEX upstream_paths_seen ON upstream_paths(seen_at);
+)SQL",    // 7: chunks whose stored bytes are tiny (a small path's whole NAR, a
+    // frame that compresses to almost nothing) are kept in the row itself
+    // (`data`; NULL: in the blob store), not as a blob: on S3 each blob is
+    // a request to write and to read.
+    R"SQL(
+ALTER TABLE chunks ADD COLUMN data BYTEA;
 )SQL",
+
 };
 
 }  // namespace larder::db

@@ -177,7 +177,7 @@ public:
 
     // --- chunks and NARs --------------------------------------------------
 #define LARDER_CHUNK_COLUMNS \
-    "id, hash, size, stored_size, compression, content_hash, server_made, blob, orphan_since IS NOT NULL, damaged"
+    "id, hash, size, stored_size, compression, content_hash, server_made, blob, orphan_since IS NOT NULL, damaged, data"
 // The chunk (aliased c) is part of a NAR that a path of the cache (?) uses.
 #define LARDER_USED_BY_CACHE \
     "EXISTS (SELECT 1 FROM nar_chunks nc JOIN objects o ON o.nar_id = nc.nar_id WHERE nc.chunk_id = c.id AND o.cache_id = ?)"
@@ -206,13 +206,15 @@ public:
             // it keeps its own blob unless that one is lost.
             auto q = conn.query(c.replaces_lost_blob
                 ? "INSERT INTO chunks (hash, size, stored_size, compression, content_hash, server_made, created_at, "
-                  "blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO UPDATE SET orphan_since = NULL, "
-                  "blob = excluded.blob, damaged = 0"
+                  "blob, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO UPDATE SET orphan_since = NULL, "
+                  "blob = excluded.blob, data = excluded.data, damaged = 0"
                 : "INSERT INTO chunks (hash, size, stored_size, compression, content_hash, server_made, created_at, "
-                  "blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO UPDATE SET orphan_since = NULL");
+                  "blob, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO UPDATE SET orphan_since = NULL");
             q.bind(c.hash).bind(static_cast<int64_t>(c.size)).bind(static_cast<int64_t>(c.stored_size))
                 .bind(c.compression).bind(c.content_hash.empty() ? c.hash : c.content_hash)
                 .bind(int64_t{c.server_made}).bind(now()).bind(c.blob.empty() ? c.hash : c.blob);
+            if (c.is_inline()) q.bind_blob(c.data);
+            else q.bind(std::optional<int64_t>());  // NULL
             TRY(q.run());
             auto s = conn.query("SELECT " LARDER_CHUNK_COLUMNS " FROM chunks WHERE hash = ?");
             s.bind(c.hash);
@@ -388,9 +390,9 @@ public:
                 "(SELECT count(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM nar_chunks nc WHERE nc.chunk_id = c.id)), "
                 "(SELECT count(*) FROM nars n WHERE NOT EXISTS (SELECT 1 FROM objects o WHERE o.nar_id = n.id) "
                 "AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.nar_id = n.id)), "
-                "(SELECT count(*) FROM deferred_nars)");
+                "(SELECT count(*) FROM deferred_nars), (SELECT count(*) FROM chunks WHERE data IS NOT NULL)");
             TRY(q.step());
-            return StorageCounts{q.i64(0), q.i64(1), q.i64(2), q.i64(3), q.i64(4), q.i64(5)};
+            return StorageCounts{q.i64(0), q.i64(1), q.i64(2), q.i64(3), q.i64(4), q.i64(5), q.i64(6)};
         });
     }
 
@@ -682,7 +684,8 @@ public:
             if (ids.empty()) return swept;
             static const std::string sql = with_id_list("DELETE FROM chunks WHERE orphan_since < ? AND " LARDER_CHUNK_UNUSED
                                                         " AND id IN (",
-                                                        ") RETURNING blob, stored_size");
+                                                        ") RETURNING CASE WHEN data IS NULL THEN blob "
+                                                        "ELSE '' END, stored_size");
             auto q = conn.query(sql.c_str());
             q.bind(cutoff);
             bind_ids(q, ids);
@@ -1021,7 +1024,7 @@ private:
                    static_cast<uint64_t>(q.i64(4)), {}};
         auto c = conn.query(
             "SELECT c.id, c.hash, c.size, c.stored_size, c.compression, c.content_hash, c.server_made, c.blob, "
-            "c.orphan_since IS NOT NULL, c.damaged "
+            "c.orphan_since IS NOT NULL, c.damaged, c.data "
             "FROM nar_chunks nc "
             "JOIN chunks c ON c.id = nc.chunk_id WHERE nc.nar_id = ? ORDER BY nc.seq");
         c.bind(id);
@@ -1063,7 +1066,8 @@ private:
     static ChunkRow chunk_row(Query& q, int c) {
         return ChunkRow{q.i64(c), q.text(c + 1), static_cast<uint64_t>(q.i64(c + 2)),
                         static_cast<uint64_t>(q.i64(c + 3)), q.text(c + 4), q.text(c + 5), q.i64(c + 6) != 0,
-                        q.text(c + 7), false, q.i64(c + 8) != 0, q.i64(c + 9) != 0};
+                        q.text(c + 7), false, q.i64(c + 8) != 0, q.i64(c + 9) != 0,
+                        q.is_null(c + 10) ? std::string() : q.text(c + 10)};
     }
 
     Result<std::optional<ChunkRow>> find_chunk_where(const char* sql, std::string_view value,

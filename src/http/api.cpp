@@ -163,7 +163,8 @@ Result<Response> Handler::handle_api(const Prepared& p, Request& request) {
         return json_response(200, json{{"chunks", counts.chunks}, {"nars", counts.nars},
                                        {"stored_bytes", counts.stored_bytes}, {"unused_chunks", counts.unused_chunks},
                                        {"unused_nars", counts.unused_nars},
-                                       {"deferred_nars", counts.deferred_nars}}.dump());
+                                       {"deferred_nars", counts.deferred_nars},
+                                       {"inline_chunks", counts.inline_chunks}}.dump());
     }
     return fail(ErrorCode::not_found, "no such API endpoint");
 }

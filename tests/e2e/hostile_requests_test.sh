@@ -138,9 +138,16 @@ pass "peak RSS $((peak_kb / 1024)) MB; no 5xx but the cap's 503"
 # M3: nothing in the data directory is readable by other local users.
 [ "$(stat -c %a "$TMP/data")" = 700 ] || fail "data directory mode $(stat -c %a "$TMP/data")"
 [ "$(stat -c %a "$TMP/data/larder.db")" = 600 ] || fail "database mode $(stat -c %a "$TMP/data/larder.db")"
-blob=$(find "$TMP/data/blobs" -type f | head -1)
-[ -n "$blob" ] && [ "$(stat -c %a "$blob")" = 600 ] || fail "blob mode $(stat -c %a "$blob")"
-pass "data directory 0700, database and blobs 0600"
+# A NAR of random bytes, stored as a blob (the small ones above are kept
+# in the database).
+head -c 200000 /dev/urandom > "$TMP/random"
+nix-store --dump "$TMP/random" > "$TMP/random.nar"
+expect_status 200 "upload a random NAR" -X PUT --data-binary @"$TMP/random.nar" \
+    "$URL/main/nar/$(nix-hash --type sha256 --flat --base32 "$TMP/random.nar").nar"
+blobs=$(find "$TMP/data/blobs" -type f | wc -l)
+open=$(find "$TMP/data/blobs" -type f ! -perm 600 | head -3)
+[ "$blobs" -gt 0 ] && [ -z "$open" ] || fail "blob modes: $blobs blobs, not 0600: $open"
+pass "data directory 0700, database and blobs 0600 ($blobs blobs)"
 
 # L3: the body timeout is an idle timeout, and a whole body has a deadline:
 # a client trickling a byte a second is cut off after timeouts.request.

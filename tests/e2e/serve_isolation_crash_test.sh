@@ -8,6 +8,8 @@ printf 'machine 127.0.0.1 password %s\n' "$ADMIN_TOKEN" > "$TMP/netrc"
 export NIX_CONFIG="$NIX_CONFIG"$'\n'"netrc-file = $TMP/netrc"
 export LARDER_SERVER=$URL LARDER_TOKEN=$ADMIN_TOKEN
 chunks() { curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/api/v1/stats" | json_field chunks; }
+blob_chunks() {  # chunks with a blob (the others are kept in the database)
+    curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/api/v1/stats" | jq '.chunks - .inline_chunks'; }
 
 "$LARDER" cache create second > /dev/null || fail "larder cache create"
 "$LARDER" cache list --json | jq -e 'map(.name) == ["main", "second"]' > /dev/null || fail "cache list"
@@ -26,7 +28,7 @@ after=$(chunks)
 [ "$before" -gt 0 ] && [ "$after" -eq "$before" ] || fail "chunk count went from $before to $after"
 expect_status 200 "narinfo in second after its push" "$URL/second/$h.narinfo"
 blob_files=$(find "$TMP/data/blobs" -type f | wc -l)
-[ "$blob_files" -eq "$after" ] || fail "$blob_files blob files for $after chunks"
+[ "$blob_files" -eq "$(blob_chunks)" ] || fail "$blob_files blob files for $(blob_chunks) chunks with a blob"
 pass "caches isolated (404 across), yet the second push stored no new chunk ($after chunks)"
 
 "$LARDER" cache delete second > /dev/null
