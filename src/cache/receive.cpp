@@ -77,8 +77,8 @@ private:
 }  // namespace
 
 Result<std::unique_ptr<Sink>> CacheService::receive_upload(const db::CacheRow& cache, std::string_view file,
-                                                           CommitCheck check) {
-    TRY_ASSIGN(auto upload, begin_upload(cache, file));
+                                                           CommitCheck check, std::optional<uint64_t> size) {
+    TRY_ASSIGN(auto upload, begin_upload(cache, file, size));
     return std::unique_ptr<Sink>(
         std::make_unique<NarFileReceiver>(*this, cache, std::string(file), std::move(upload), std::move(check)));
 }

@@ -394,7 +394,8 @@ private:
 
 }  // namespace
 
-Result<std::unique_ptr<NarUpload>> CacheService::begin_upload(const db::CacheRow& cache, std::string_view file) {
+Result<std::unique_ptr<NarUpload>> CacheService::begin_upload(const db::CacheRow& cache, std::string_view file,
+                                                             std::optional<uint64_t> size) {
     TRY_ASSIGN(auto name, parse_upload_name(file));
     // Nix names every upload by the sha256 of its file; a name bound to the
     // bytes is what lets the NAR be served again under it (re-encoded).
@@ -413,8 +414,11 @@ Result<std::unique_ptr<NarUpload>> CacheService::begin_upload(const db::CacheRow
     o.stages = &m_counters.upload_stages;
     // Stored whole (as Nix compressed it) and chunked later, where the
     // store can take it as a stream: the client waits only for the bytes
-    // to be verified and durable.
-    if (m_config.defer_ingest && name.compression == codec::Method::zstd) {
+    // to be verified and durable. Not a file small enough to be kept in
+    // the database: cut at once, it is one chunk in a row, with no file
+    // to write and sync, and nothing left to do later.
+    bool small = size && *size < m_config.inline_chunk_below;
+    if (m_config.defer_ingest && name.compression == codec::Method::zstd && !small) {
         auto key = new_blob_key(name.file_hash->to_base16());
         TRY_ASSIGN(o.whole, m_blobs.create(key));
         if (o.whole) o.whole_key = std::move(key);

@@ -167,7 +167,9 @@ public:
     // it uploaded, with that name, for up to 30 days. Re-encoded on the fly
     // to that name's compression (bzip2 gets zstd, which Nix 2.8 detects).
     Result<std::unique_ptr<Source>> open_uploaded_nar(const db::CacheRow& cache, std::string_view file);
-    Result<std::unique_ptr<NarUpload>> begin_upload(const db::CacheRow& cache, std::string_view file);
+    // `size`: the file's, if the client declared it.
+    Result<std::unique_ptr<NarUpload>> begin_upload(const db::CacheRow& cache, std::string_view file,
+                                                    std::optional<uint64_t> size = std::nullopt);
     // Pull-through (proxy.cpp): the NAR of a path an upstream has, by the
     // name its narinfo gave (nar/upstream-<NarHash>.nar.zst): fetched once,
     // streamed to every reader as it arrives, stored as chunks.
@@ -177,7 +179,8 @@ public:
     Result<void> record_upload(const db::CacheRow& cache, std::string_view file, const NarUpload& upload);
     // Upload bodies (receive.cpp): written to as they arrive; finish()
     // verifies, runs `check`, and commits. A plain NAR PUT from Nix:
-    Result<std::unique_ptr<Sink>> receive_upload(const db::CacheRow& cache, std::string_view file, CommitCheck check);
+    Result<std::unique_ptr<Sink>> receive_upload(const db::CacheRow& cache, std::string_view file, CommitCheck check,
+                                                 std::optional<uint64_t> size = std::nullopt);
     // `larder push`: the body is the narinfo and the narinfos of the
     // references left upstream (themselves length-prefixed, each signed by a
     // key in the cache's upstream_keys), as length-prefixed fields

@@ -437,7 +437,7 @@ Result<Response> Handler::handle_nar(const Prepared& p, const Request& request) 
 Result<std::unique_ptr<Sink>> Handler::begin_nar_upload(const Prepared& p, const Request& request) {
     if (p.route.kind == RouteKind::push)
         return m_service.receive_push(*p.cache, p.route.name, request.push_frames, still_allowed(p));
-    return m_service.receive_upload(*p.cache, p.route.name, still_allowed(p));
+    return m_service.receive_upload(*p.cache, p.route.name, still_allowed(p), request.content_length);
 }
 
 }  // namespace larder::http

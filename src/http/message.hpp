@@ -26,6 +26,7 @@ struct Request {
     std::string content_encoding;
     std::string range;
     bool push_frames = false;   // X-Larder-Frames: chunks (push: one zstd frame per chunk)
+    std::optional<uint64_t> content_length;  // as the client declared it (none: chunked)
     bool ops_listener = false;  // came to the metrics address (metrics_listen), not the main one
     std::string body;  // for requests with small bodies
 

@@ -438,6 +438,7 @@ public:
             request.content_encoding = header(msg, bhttp::field::content_encoding);
             request.range = header(msg, bhttp::field::range);
             if (auto it = msg.find("X-Larder-Frames"); it != msg.end()) request.push_frames = it->value() == "chunks";
+            if (auto length = parser.content_length()) request.content_length = *length;
             bool keep_alive = msg.keep_alive();
             unsigned version = msg.version();
             // The target is logged without its query, which could carry secrets.

@@ -5,6 +5,8 @@
 
 #include <cstdio>
 
+#include <fmt/format.h>
+
 #include "codec/codec.hpp"
 #include "support/random_bytes.hpp"
 #include "support/service_fixture.hpp"
@@ -207,6 +209,29 @@ TEST_F(UploadTest, NarSizeLimitCountsDecompressedBytes) {
 // later it is cut into chunks and swapped in. The served bytes change (and
 // with them the narinfo's URL), the name Nix uploaded keeps working, and
 // garbage collection reclaims the whole file.
+// A plain upload small enough to be kept in the database is cut at once:
+// no file to write and sync, nothing queued to cut later.
+TEST_F(UploadTest, SmallPlainZstdUploadsAreKeptInTheDatabaseAtOnce) {
+    auto nar = make_nar(text(20, 3));
+    auto path = store_path("small");
+    auto sent = frame(nar, 3);
+    ASSERT_LT(sent.size(), 4096u);
+    std::vector<std::string> calls;
+    blob_faults->before = [&](std::string_view call) { calls.emplace_back(call); };
+    ASSERT_EQ(nix_copy("main", path, nar, true), 200u);
+    blob_faults->before = nullptr;
+    EXPECT_TRUE(calls.empty()) << "blob calls: " << fmt::format("{}", fmt::join(calls, ", "));
+    auto counts = service->storage_counts();
+    ASSERT_TRUE(counts);
+    EXPECT_EQ(counts->deferred_nars, 0);
+    EXPECT_EQ(counts->inline_chunks, 1);
+    EXPECT_TRUE(same(decompress(served_nar("main", path)), nar));
+    // Under the name it was uploaded as, too (a client's cached narinfo).
+    auto old = run(Method::get, "/main/nar/" + crypto::Hash{crypto::sha256(sent)}.to_nix32() + ".nar.zst");
+    ASSERT_EQ(old.status, 200u) << old.body;
+    EXPECT_TRUE(same(decompress(old.body), nar));
+}
+
 TEST_F(UploadTest, PlainZstdUploadsAreStoredWholeThenCutIntoChunks) {
     auto nar = make_nar(text(40000, 5));  // a few chunks
     auto path = store_path("copied");

@@ -97,6 +97,7 @@ protected:
         request.host = "cache.test";
         request.authorization = "Bearer " + (token.empty() ? admin : token);
         request.push_frames = frames;
+        if (method == http::Method::put) request.content_length = body.size();  // as Nix's curl sends it
         auto prepared = handler->prepare(request);
         http::Response response;
         if (!prepared) {
