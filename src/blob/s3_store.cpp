@@ -440,9 +440,9 @@ private:
                 return;
             }
             ++m_next;
-            auto data = m_store.m_fetchers.submit([store = &m_store, piece = BlobRange{piece.key, piece.offset, piece.length},
-                                                   cancelled = m_cancelled]()
-                                                      -> Result<std::string> {
+            auto data = m_store.m_fetchers.submit([store = &m_store,
+                                                   piece = BlobRange{piece.key, piece.offset, piece.length},
+                                                   cancelled = m_cancelled]() -> Result<std::string> {
                 if (*cancelled) return fail(ErrorCode::unavailable, "cancelled");
                 StringSink sink;
                 sink.data().reserve(piece.length);

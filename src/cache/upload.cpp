@@ -206,9 +206,10 @@ Result<NarUpload::StoredChunk> store(ChunkJob& job) {
         TRY_ASSIGN(auto identical, job.db.find_chunk_by_key(hash, job.dedup_within));
         if (identical && identical->size == job.size) {
             TRY_ASSIGN(bool kept, reuse(job.db, *identical));
-            TRY_ASSIGN(bool there, kept && !identical->damaged
-                                       ? (identical->is_inline() ? Result<bool>(true) : job.blobs.exists(identical->blob))
-                                       : Result<bool>(false));
+            bool usable = kept && !identical->damaged;
+            TRY_ASSIGN(bool there, !usable                 ? Result<bool>(false)
+                                   : identical->is_inline() ? Result<bool>(true)
+                                                            : job.blobs.exists(identical->blob));
             if (there) return NarUpload::StoredChunk{std::move(*identical), std::move(*job.frame), false};
             lost = kept;
         }
@@ -241,8 +242,9 @@ Result<void> NarUpload::store_chunk(std::string_view data, std::optional<std::st
         m_seen.emplace(content_hash, m_chunks.size() + m_in_flight.size());
         // A client's frame is stored as it came: the content is not kept
         // (it was 3/4 of the memory of a push's chunks in flight).
-        auto job = std::make_shared<ChunkJob>(ChunkJob{m_db, m_blobs, m_config.zstd_level, m_config.inline_chunk_below, m_dedup_within,
-                                                       data.size(), {}, std::nullopt, std::move(content_hash)});
+        auto job = std::make_shared<ChunkJob>(ChunkJob{m_db, m_blobs, m_config.zstd_level,
+                                                       m_config.inline_chunk_below, m_dedup_within, data.size(),
+                                                       {}, std::nullopt, std::move(content_hash)});
         if (frame) job->frame.emplace(*frame);
         else job->data.assign(data);
         if (m_pool) {

@@ -90,7 +90,8 @@ TEST_F(GcTest, TinyChunksLiveInTheirRowsWithoutBlobRequests) {
     blob_faults->before = nullptr;
     EXPECT_EQ(blob_count(), 0u);
     // Pushed again after its row is gone: stored and served anew.
-    auto again = run(Method::put, "/main/push/" + hash_part(tiny.path), push_body(narinfo(tiny.path, tiny.nar, "none"), tiny.nar));
+    auto again = run(Method::put, "/main/push/" + hash_part(tiny.path),
+                     push_body(narinfo(tiny.path, tiny.nar, "none"), tiny.nar));
     ASSERT_EQ(again.status, 200u) << again.body;
     EXPECT_TRUE(present(tiny));
 }
