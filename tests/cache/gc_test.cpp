@@ -8,7 +8,6 @@
 
 #include <fmt/format.h>
 
-#include "codec/codec.hpp"
 #include "sqlite/sqlite.hpp"
 #include "support/random_bytes.hpp"
 #include "support/service_fixture.hpp"
@@ -70,14 +69,7 @@ TEST_F(GcTest, TinyChunksLiveInTheirRowsWithoutBlobRequests) {
     auto tiny = push("tiny", {}, 1000);
     auto listed = [&] { return calls.empty() ? std::string("none") : fmt::format("{}", fmt::join(calls, ", ")); };
     EXPECT_TRUE(calls.empty()) << "blob calls while pushing: " << listed();
-    auto info = run(Method::get, "/main/" + hash_part(tiny.path) + ".narinfo").body;
-    auto url = info.substr(info.find("URL: ") + 5);
-    auto served = run(Method::get, "/main/" + url.substr(0, url.find('\n')));
-    ASSERT_EQ(served.status, 200u) << served.body;
-    StringSink nar;
-    auto d = codec::make_decompressor(codec::Method::zstd, nar);
-    ASSERT_TRUE(d->write(served.body) && d->finish());
-    EXPECT_TRUE(nar.data() == tiny.nar) << "served bytes differ from the pushed NAR";
+    EXPECT_TRUE(decompress(served_nar("main", tiny.path)) == tiny.nar) << "served bytes differ from the pushed NAR";
     auto checked = api(Method::post, "/api/v1/fsck");
     EXPECT_EQ(checked["chunks_checked"], 1);
     EXPECT_EQ(checked["missing"], 0);

@@ -28,27 +28,11 @@ bool same(const std::string& a, const std::string& b) { return a == b; }
 
 class UploadTest : public test::ServiceFixture {
 protected:
-    std::string decompress(const std::string& zstd) {
-        StringSink out;
-        auto d = codec::make_decompressor(codec::Method::zstd, out);
-        EXPECT_TRUE(d->write(zstd) && d->finish());
-        return out.data();
-    }
     std::string frame(const std::string& data, int level) {
         codec::FrameCompressor c(level);
         std::string out;
         EXPECT_TRUE(c.compress(data, out));
         return out;
-    }
-    // The served file a narinfo names, fetched through the handler.
-    std::string served_nar(const std::string& cache, const std::string& path) {
-        auto info = run(Method::get, fmt::format("/{}/{}.narinfo", cache, hash_part(path)));
-        EXPECT_EQ(info.status, 200u) << info.body;
-        auto url = info.body.substr(info.body.find("URL: ") + 5);
-        url = url.substr(0, url.find('\n'));
-        auto nar = run(Method::get, fmt::format("/{}/{}", cache, url));
-        EXPECT_EQ(nar.status, 200u) << nar.body;
-        return nar.body;
     }
     // Nix's way: the NAR under its file hash, then the narinfo.
     // Plain Nix's upload: the NAR (uncompressed, or zstd: then stored whole

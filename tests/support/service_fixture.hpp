@@ -15,6 +15,7 @@
 
 #include "cache/access.hpp"
 #include "cache/service.hpp"
+#include "codec/codec.hpp"
 #include "crypto/encoding.hpp"
 #include "crypto/hash.hpp"
 #include "crypto/sha256.hpp"
@@ -77,6 +78,24 @@ protected:
         return fmt::format("/nix/store/{}-{}", crypto::to_nix32(std::span(d.data(), 20)), name);
     }
     static std::string hash_part(const std::string& path) { return path.substr(11, 32); }
+
+    // A zstd file decompressed (a failure fails the test).
+    static std::string decompress(const std::string& zstd) {
+        StringSink out;
+        auto d = codec::make_decompressor(codec::Method::zstd, out);
+        EXPECT_TRUE(d->write(zstd) && d->finish());
+        return out.data();
+    }
+    // The served file a narinfo names, fetched through the handler.
+    std::string served_nar(const std::string& cache, const std::string& path) {
+        auto info = run(http::Method::get, fmt::format("/{}/{}.narinfo", cache, hash_part(path)));
+        EXPECT_EQ(info.status, 200u) << info.body;
+        auto url = info.body.substr(info.body.find("URL: ") + 5);
+        url = url.substr(0, url.find('\n'));
+        auto nar = run(http::Method::get, fmt::format("/{}/{}", cache, url));
+        EXPECT_EQ(nar.status, 200u) << nar.body;
+        return nar.body;
+    }
 
     static std::string narinfo(const std::string& path, const std::string& nar, const std::string& compression,
                                const std::string& url = "nar/x") {
